@@ -1,0 +1,430 @@
+//! The pure core: deployment events in; Pushgateway groups, retention
+//! decisions and the summary's numbers out. No I/O and no knowledge of how
+//! any outside system is reached.
+//!
+//! Each event is its own Pushgateway group, keyed by what makes the event
+//! unique, and every timestamp metric holds the event's own time as its
+//! value: dashboards count by value, backfill lands at once, re-runs are
+//! no-ops, and concurrent matrix legs never overwrite each other.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+/// How a deployment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Failure,
+}
+
+impl Status {
+    /// The `status` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Failure => "failure",
+        }
+    }
+}
+
+/// What makes a deployment event unique, and so its Pushgateway group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKey {
+    /// A workflow run attempt. The same run yields the same key whether it
+    /// came from a `workflow_run` event or (later) from the REST API.
+    Run { run_id: u64, attempt: u64 },
+    /// One status of a GitHub deployment.
+    Deployment { id: u64, status_id: u64 },
+}
+
+/// A deployment observed from a GitHub Actions workflow run or a GitHub deployment status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deploy {
+    /// `owner/name`.
+    pub repository: String,
+    /// The workflow's name (or what stands in for it); never empty.
+    pub source: String,
+    pub key: EventKey,
+    pub status: Status,
+    pub branch: String,
+    pub sha: String,
+    pub environment: String,
+    /// When the deployment finished: the payload's time, never the collector's clock.
+    pub time: Timestamp,
+    /// The deployed (head) commit's time, when known.
+    pub commit_time: Option<Timestamp>,
+    /// Link to the run or deployment, for the summary.
+    pub url: Option<String>,
+}
+
+impl Deploy {
+    /// Lead time for changes of this deployment's head commit: deploy time −
+    /// commit time, for successful deployments only. `None` when the commit
+    /// time is unknown or later than the deployment (clock skew, rewritten history).
+    pub fn lead_time_seconds(&self) -> Option<i64> {
+        if self.status != Status::Success {
+            return None;
+        }
+        let lead = self.time.as_second() - self.commit_time?.as_second();
+        (lead >= 0).then_some(lead)
+    }
+
+    /// Whether a commit time is known but lies after the deployment.
+    pub fn has_future_commit(&self) -> bool {
+        self.commit_time.is_some_and(|c| c > self.time)
+    }
+}
+
+/// One Pushgateway group: its grouping labels (besides `job`) and the body to PUT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub grouping: Vec<(String, String)>,
+    pub exposition: String,
+}
+
+/// Metric names, kept from the original workflow so its dashboard keeps working.
+pub mod names {
+    pub const DEPLOY_EVENT: &str = "dora_workflow_deploy_event";
+    pub const DEPLOY_TIMESTAMP: &str = "dora_workflow_deploy_timestamp";
+    pub const LEAD_TIME: &str = "dora_workflow_lead_time_seconds";
+}
+
+/// Labels on every workflow deployment series besides the grouping labels
+/// (`repository`, `workflow`, `run_id`, `run_attempt` or `deployment_id`,
+/// `deployment_status_id`), which the Pushgateway adds to each series.
+const DEPLOY_LABELS: [&str; 5] = ["source", "status", "branch", "sha", "environment"];
+
+/// The group for one deployment. Never an empty label value: the fields are
+/// non-empty by construction in [`crate::payload`].
+pub fn deploy_group(d: &Deploy) -> Group {
+    let mut grouping = vec![("repository".to_string(), d.repository.clone())];
+    match d.key {
+        EventKey::Run { run_id, attempt } => {
+            grouping.push(("workflow".into(), d.source.clone()));
+            grouping.push(("run_id".into(), run_id.to_string()));
+            grouping.push(("run_attempt".into(), attempt.to_string()));
+        }
+        EventKey::Deployment { id, status_id } => {
+            grouping.push(("deployment_id".into(), id.to_string()));
+            grouping.push(("deployment_status_id".into(), status_id.to_string()));
+        }
+    }
+    let values = [
+        d.source.as_str(),
+        d.status.as_str(),
+        &d.branch,
+        &d.sha,
+        &d.environment,
+    ];
+    let mut metrics = vec![
+        (
+            names::DEPLOY_EVENT,
+            "A deployment by a GitHub Actions workflow or a GitHub deployment; always 1, the labels say how it ended.",
+            1.0,
+        ),
+        (
+            names::DEPLOY_TIMESTAMP,
+            "Unix time the deployment finished, from the event itself (not the collector's clock).",
+            d.time.as_second() as f64,
+        ),
+    ];
+    if let Some(lead) = d.lead_time_seconds() {
+        metrics.push((
+            names::LEAD_TIME,
+            "Seconds from the deployed head commit to the successful deployment.",
+            lead as f64,
+        ));
+    }
+    Group {
+        grouping,
+        exposition: encode(&metrics, &DEPLOY_LABELS, &values),
+    }
+}
+
+/// Renders gauges sharing one label set with the prometheus crate's text
+/// encoder, which owns escaping and the HELP/TYPE lines.
+fn encode(metrics: &[(&str, &str, f64)], label_names: &[&str], label_values: &[&str]) -> String {
+    let registry = Registry::new();
+    for (name, help, value) in metrics {
+        // Names and label names are constants of this module: a failure here is a bug.
+        let gauge =
+            GaugeVec::new(Opts::new(*name, *help), label_names).expect("valid metric definition");
+        gauge.with_label_values(label_values).set(*value);
+        registry
+            .register(Box::new(gauge))
+            .expect("metric names are unique");
+    }
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .expect("text encoding writes to memory");
+    String::from_utf8(out).expect("the text encoder writes UTF-8")
+}
+
+/// A group as stored in the Pushgateway: its grouping labels and the values
+/// of each metric in it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredGroup {
+    pub labels: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, Vec<f64>>,
+}
+
+impl StoredGroup {
+    /// The event time of a group this action wrote: the latest value of its
+    /// `dora_*_timestamp` metrics. `None` for groups that hold no event.
+    pub fn event_time(&self) -> Option<f64> {
+        self.metrics
+            .iter()
+            .filter(|(name, _)| name.starts_with("dora_") && name.ends_with("_timestamp"))
+            .flat_map(|(_, values)| values.iter().copied())
+            .reduce(f64::max)
+    }
+}
+
+/// The groups of `job` whose event is older than `retention` seconds before
+/// `now`. Groups of other jobs, and groups without an event time, are never touched.
+pub fn expired<'a>(
+    groups: &'a [StoredGroup],
+    job: &str,
+    now: Timestamp,
+    retention: u64,
+) -> Vec<&'a StoredGroup> {
+    let cutoff = now.as_second() as f64 - retention as f64;
+    groups
+        .iter()
+        .filter(|g| g.labels.get("job").map(String::as_str) == Some(job))
+        .filter(|g| g.event_time().is_some_and(|t| t < cutoff))
+        .collect()
+}
+
+/// The numbers the outputs and the summary report for a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub events: usize,
+    pub deployments: usize,
+    pub failures: usize,
+    /// Median head-commit lead time of the successful deployments, seconds.
+    pub lead_time_median: Option<i64>,
+}
+
+/// Counts the recorded deployments.
+pub fn tally(deploys: &[Deploy]) -> Tally {
+    let leads: Vec<i64> = deploys
+        .iter()
+        .filter_map(Deploy::lead_time_seconds)
+        .collect();
+    Tally {
+        events: deploys.len(),
+        deployments: deploys
+            .iter()
+            .filter(|d| d.status == Status::Success)
+            .count(),
+        failures: deploys
+            .iter()
+            .filter(|d| d.status == Status::Failure)
+            .count(),
+        lead_time_median: median(leads),
+    }
+}
+
+/// The median, averaging the two middle values of an even count (rounded down).
+pub fn median(mut values: Vec<i64>) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]).div_euclid(2)
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Builders for test deployments, so tests say only what they vary.
+    use super::*;
+
+    pub fn at(rfc3339: &str) -> Timestamp {
+        rfc3339.parse().unwrap()
+    }
+
+    impl Deploy {
+        pub fn success() -> Deploy {
+            Deploy {
+                repository: "octo-org/shop".into(),
+                source: "Deploy".into(),
+                key: EventKey::Run {
+                    run_id: 7001,
+                    attempt: 1,
+                },
+                status: Status::Success,
+                branch: "main".into(),
+                sha: "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432".into(),
+                environment: "production".into(),
+                time: at("2026-11-20T10:30:00Z"),
+                commit_time: Some(at("2026-11-20T10:00:00Z")),
+                url: None,
+            }
+        }
+        pub fn failure() -> Deploy {
+            Deploy {
+                status: Status::Failure,
+                ..Deploy::success()
+            }
+        }
+        pub fn committed(mut self, t: &str) -> Deploy {
+            self.commit_time = Some(at(t));
+            self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::at;
+    use super::*;
+
+    #[test]
+    fn lead_time_is_deploy_time_minus_commit_time_for_successes_only() {
+        assert_eq!(Deploy::success().lead_time_seconds(), Some(1_800));
+        assert_eq!(Deploy::failure().lead_time_seconds(), None);
+        assert_eq!(
+            Deploy {
+                commit_time: None,
+                ..Deploy::success()
+            }
+            .lead_time_seconds(),
+            None
+        );
+        let skewed = Deploy::success().committed("2026-11-20T11:00:00Z");
+        assert_eq!(skewed.lead_time_seconds(), None);
+        assert!(skewed.has_future_commit());
+    }
+
+    #[test]
+    fn a_run_is_grouped_by_repository_workflow_run_and_attempt() {
+        let g = deploy_group(&Deploy::success());
+        let keys: Vec<(&str, &str)> = g
+            .grouping
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("repository", "octo-org/shop"),
+                ("workflow", "Deploy"),
+                ("run_id", "7001"),
+                ("run_attempt", "1")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deployment_status_is_grouped_by_deployment_and_status() {
+        let d = Deploy {
+            key: EventKey::Deployment {
+                id: 9001,
+                status_id: 9101,
+            },
+            ..Deploy::success()
+        };
+        let group = deploy_group(&d);
+        let keys: Vec<&str> = group.grouping.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["repository", "deployment_id", "deployment_status_id"]
+        );
+    }
+
+    #[test]
+    fn exposition_holds_event_time_and_lead_time_with_help_and_type() {
+        let text = deploy_group(&Deploy::success()).exposition;
+        // The encoder sorts labels by name.
+        let labels = r#"{branch="main",environment="production",sha="9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",source="Deploy",status="success"}"#;
+        for line in [
+            "# TYPE dora_workflow_deploy_event gauge".to_string(),
+            format!("dora_workflow_deploy_event{labels} 1"),
+            format!("dora_workflow_deploy_timestamp{labels} 1795170600"),
+            format!("dora_workflow_lead_time_seconds{labels} 1800"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing line {line:?} in:\n{text}"
+            );
+        }
+        assert!(text.contains("# HELP dora_workflow_lead_time_seconds "));
+    }
+
+    #[test]
+    fn a_failure_has_no_lead_time_series() {
+        let text = deploy_group(&Deploy::failure()).exposition;
+        assert!(text.contains(r#"status="failure""#));
+        assert!(!text.contains("dora_workflow_lead_time_seconds"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_by_the_encoder() {
+        let d = Deploy {
+            source: "Deploy \"prod\" / eu ✓\\".into(),
+            ..Deploy::success()
+        };
+        let text = deploy_group(&d).exposition;
+        assert!(
+            text.contains(r#"source="Deploy \"prod\" / eu ✓\\""#),
+            "{text}"
+        );
+    }
+
+    fn stored(job: &str, timestamp: Option<f64>) -> StoredGroup {
+        let mut g = StoredGroup::default();
+        g.labels.insert("job".into(), job.into());
+        if let Some(t) = timestamp {
+            g.metrics.insert(names::DEPLOY_TIMESTAMP.into(), vec![t]);
+        }
+        g.metrics.insert("push_time_seconds".into(), vec![2e9]);
+        g
+    }
+
+    #[test]
+    fn only_this_jobs_event_groups_past_retention_expire() {
+        let now = at("2026-11-26T00:00:00Z");
+        let day = 86_400.0;
+        let now_s = now.as_second() as f64;
+        let groups = [
+            stored("dora", Some(now_s - 91.0 * day)),
+            stored("dora", Some(now_s - 89.0 * day)),
+            stored("other", Some(now_s - 365.0 * day)),
+            stored("dora", None),
+        ];
+        let gone = expired(&groups, "dora", now, 90 * 86_400);
+        assert_eq!(gone, vec![&groups[0]]);
+    }
+
+    #[test]
+    fn tally_counts_and_takes_the_median_lead_time() {
+        let deploys = [
+            Deploy::success(),
+            Deploy::success().committed("2026-11-20T09:30:00Z"),
+            Deploy::success().committed("2026-11-20T10:20:00Z"),
+            Deploy::failure(),
+        ];
+        let t = tally(&deploys);
+        assert_eq!(
+            t,
+            Tally {
+                events: 4,
+                deployments: 3,
+                failures: 1,
+                lead_time_median: Some(1_800)
+            }
+        );
+        assert_eq!(median(vec![600, 1_800]), Some(1_200));
+        assert_eq!(median(vec![1, 2]), Some(1));
+        assert_eq!(median(vec![]), None);
+    }
+}

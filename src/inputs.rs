@@ -1,0 +1,677 @@
+//! The action's inputs, read exactly as GitHub passes them to a container
+//! action (`INPUT_` + the name upper-cased, hyphens kept), trimmed, empty =
+//! unset; parsed and validated once, from an iterator of pairs so that every
+//! rule is tested with literal values and no process environment.
+//!
+//! Two stages: [`Raw`] is what envy reads (strings, nothing checked); then
+//! [`Inputs::parse`] turns it into typed values or one error naming the input
+//! and the value. Defaults live here as well as in `action.yml`, because a
+//! local run (or `docker run`) gets no defaults from the runner.
+
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, duration};
+
+/// The inputs as strings, one field per input declared in `action.yml`.
+///
+/// `Serialize` is derived so the drift test can list the field names and
+/// compare them with `action.yml` without a hand-kept copy.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Raw {
+    pub mode: Option<String>,
+    pub cluster_name: Option<String>,
+    pub aws_region: Option<String>,
+    pub role_to_assume: Option<String>,
+    pub pushgateway_url: Option<String>,
+    pub pushgateway_service: Option<String>,
+    pub job: Option<String>,
+    pub environment: Option<String>,
+    pub deploy_branches: Option<String>,
+    pub workflows: Option<String>,
+    pub lookback: Option<String>,
+    pub kustomizations: Option<String>,
+    pub canary_namespaces: Option<String>,
+    pub retention: Option<String>,
+    pub github_token: Option<String>,
+    pub dry_run: Option<String>,
+    pub fail_on_error: Option<String>,
+}
+
+impl Raw {
+    /// Reads the `INPUT_*` pairs of an environment: values trimmed, empty
+    /// values dropped (GitHub passes an unset optional input as empty).
+    pub fn from_env<I, K, V>(vars: I) -> Result<Raw>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let pairs = vars.into_iter().filter_map(|(k, v)| {
+            let v: String = v.into();
+            let v = v.trim();
+            (!v.is_empty()).then(|| (k.into(), v.to_string()))
+        });
+        envy::prefixed("INPUT_")
+            .from_iter(pairs)
+            .map_err(|e| Error::input("*", e.to_string()))
+    }
+}
+
+/// What the action does this run (`mode` input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide from the event: `workflow_run`/`deployment_status` → event, `workflows` set → workflows, else cluster.
+    Auto,
+    /// Record the run or deployment status in the event payload.
+    Event,
+    /// Read recent completed runs of the named workflows from the REST API.
+    Workflows,
+    /// Read Flux Kustomizations and Flagger Canaries.
+    Cluster,
+}
+
+/// A Kubernetes Service as `namespace/name[:port]` (`pushgateway-service`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+    /// Port number or name; `None` lets the API server pick the service's only port.
+    pub port: Option<String>,
+}
+
+/// Which Kustomizations to read (`kustomizations` input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kustomizations {
+    /// `*`: every namespace.
+    All,
+    /// `namespace/name` pairs.
+    Named(Vec<(String, String)>),
+}
+
+/// Which branches count as deploy branches (`deploy-branches`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Branches {
+    /// Unset: the repository's default branch, read from the payload.
+    DefaultBranch,
+    /// Names or glob patterns (`*` matches any run of characters; `*` alone matches all).
+    Patterns(Vec<String>),
+}
+
+impl Branches {
+    /// Whether `branch` is a deploy branch, given the repository's default branch.
+    pub fn matches(&self, branch: &str, default_branch: Option<&str>) -> bool {
+        match self {
+            Branches::DefaultBranch => default_branch == Some(branch),
+            Branches::Patterns(patterns) => patterns.iter().any(|p| glob_match(p, branch)),
+        }
+    }
+}
+
+/// Glob match where `*` matches any run of characters (including `/`), as
+/// GitHub's own branch filters read for the common cases (`release/*`, `*`).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Validated inputs. Built only by [`Inputs::parse`].
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub mode: Mode,
+    pub cluster_name: Option<String>,
+    pub aws_region: Option<String>,
+    pub role_to_assume: Option<String>,
+    pub pushgateway_url: Option<Url>,
+    pub pushgateway_service: ServiceRef,
+    pub job: String,
+    pub environment: Option<String>,
+    pub deploy_branches: Branches,
+    pub workflows: Vec<String>,
+    /// Seconds of history `workflows` mode reads.
+    pub lookback: u64,
+    pub kustomizations: Kustomizations,
+    /// Empty = every namespace.
+    pub canary_namespaces: Vec<String>,
+    /// Seconds after which an event's group is pruned; `None` = keep forever.
+    pub retention: Option<u64>,
+    pub github_token: Option<String>,
+    pub dry_run: bool,
+    pub fail_on_error: bool,
+}
+
+/// Input defaults, the same as `action.yml` declares (a test checks they agree).
+pub mod defaults {
+    pub const MODE: &str = "auto";
+    pub const PUSHGATEWAY_SERVICE: &str = "observability/pushgateway:9091";
+    pub const JOB: &str = "dora";
+    pub const LOOKBACK: &str = "30d";
+    pub const KUSTOMIZATIONS: &str = "flux-system/applications";
+    pub const RETENTION: &str = "90d";
+    pub const DRY_RUN: &str = "false";
+    pub const FAIL_ON_ERROR: &str = "true";
+}
+
+impl Inputs {
+    /// Reads and validates the inputs from environment pairs.
+    pub fn from_env<I, K, V>(vars: I) -> Result<Inputs>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Inputs::parse(Raw::from_env(vars)?)
+    }
+
+    /// Validates every input, then refuses the ones this version cannot act
+    /// on yet, so a user never has an input silently ignored.
+    pub fn parse(raw: Raw) -> Result<Inputs> {
+        let or = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+        let inputs = Inputs {
+            mode: parse_mode(&or(&raw.mode, defaults::MODE))?,
+            cluster_name: raw
+                .cluster_name
+                .map(|v| parse_cluster_name(&v))
+                .transpose()?,
+            aws_region: raw.aws_region.map(|v| parse_region(&v)).transpose()?,
+            role_to_assume: raw.role_to_assume.map(|v| parse_role_arn(&v)).transpose()?,
+            pushgateway_url: raw
+                .pushgateway_url
+                .map(|v| parse_url("pushgateway-url", &v))
+                .transpose()?,
+            pushgateway_service: parse_service(&or(
+                &raw.pushgateway_service,
+                defaults::PUSHGATEWAY_SERVICE,
+            ))?,
+            job: parse_job(&or(&raw.job, defaults::JOB))?,
+            environment: raw
+                .environment
+                .map(|v| parse_label_value("environment", v))
+                .transpose()?,
+            deploy_branches: match raw.deploy_branches {
+                None => Branches::DefaultBranch,
+                Some(v) => Branches::Patterns(parse_list("deploy-branches", &v)?),
+            },
+            workflows: match raw.workflows {
+                None => Vec::new(),
+                Some(v) => parse_list("workflows", &v)?,
+            },
+            lookback: parse_duration("lookback", &or(&raw.lookback, defaults::LOOKBACK), false)?,
+            kustomizations: parse_kustomizations(&or(
+                &raw.kustomizations,
+                defaults::KUSTOMIZATIONS,
+            ))?,
+            canary_namespaces: match raw.canary_namespaces {
+                None => Vec::new(),
+                Some(v) => parse_namespaces(&v)?,
+            },
+            retention: match parse_duration(
+                "retention",
+                &or(&raw.retention, defaults::RETENTION),
+                true,
+            )? {
+                0 => None,
+                s => Some(s),
+            },
+            github_token: raw.github_token,
+            dry_run: parse_bool("dry-run", &or(&raw.dry_run, defaults::DRY_RUN))?,
+            fail_on_error: parse_bool(
+                "fail-on-error",
+                &or(&raw.fail_on_error, defaults::FAIL_ON_ERROR),
+            )?,
+        };
+        inputs.check_supported()?;
+        Ok(inputs)
+    }
+
+    /// The inputs and modes that later versions implement are declared (and
+    /// validated above) already; using one now is an error, not a no-op.
+    fn check_supported(&self) -> Result<()> {
+        let later = |name: &str, what: &str| {
+            Err(Error::input(
+                name,
+                format!("{what} is not supported by this version of dora-action yet; remove it"),
+            ))
+        };
+        match self.mode {
+            Mode::Workflows => return later("mode", "mode `workflows`"),
+            Mode::Cluster => return later("mode", "mode `cluster`"),
+            Mode::Auto | Mode::Event => {}
+        }
+        if self.cluster_name.is_some() {
+            return later("cluster-name", "reaching an EKS cluster");
+        }
+        if self.aws_region.is_some() {
+            return later("aws-region", "reaching an EKS cluster");
+        }
+        if self.role_to_assume.is_some() {
+            return later("role-to-assume", "assuming an AWS role");
+        }
+        if !self.workflows.is_empty() {
+            return later("workflows", "reading workflow history");
+        }
+        Ok(())
+    }
+}
+
+fn invalid(name: &str, value: &str, why: &str) -> Error {
+    Error::input(name, format!("invalid value `{value}`: {why}"))
+}
+
+fn parse_mode(v: &str) -> Result<Mode> {
+    match v {
+        "auto" => Ok(Mode::Auto),
+        "event" => Ok(Mode::Event),
+        "workflows" => Ok(Mode::Workflows),
+        "cluster" => Ok(Mode::Cluster),
+        _ => Err(invalid(
+            "mode",
+            v,
+            "expected one of auto, event, workflows, cluster",
+        )),
+    }
+}
+
+/// GitHub's boolean spellings (the YAML 1.2 core schema, as `core.getBooleanInput` reads them).
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "True" | "TRUE" => Ok(true),
+        "false" | "False" | "FALSE" => Ok(false),
+        _ => Err(invalid(name, v, "expected true or false")),
+    }
+}
+
+fn parse_duration(name: &str, v: &str, zero_ok: bool) -> Result<u64> {
+    match duration::parse(v) {
+        Ok(0) if !zero_ok => Err(invalid(name, v, "must be longer than zero")),
+        Ok(s) => Ok(s),
+        Err(why) => Err(invalid(name, v, &why)),
+    }
+}
+
+fn parse_url(name: &str, v: &str) -> Result<Url> {
+    let url = Url::parse(v).map_err(|e| invalid(name, v, &format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(name, v, "expected an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(name, v, "the URL has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            name,
+            v,
+            "the URL must not have a query or fragment",
+        ));
+    }
+    Ok(url)
+}
+
+/// A DNS-1123 label, what Kubernetes allows for namespaces and service names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain, what Kubernetes allows for most object names.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn parse_service(v: &str) -> Result<ServiceRef> {
+    let name = "pushgateway-service";
+    let why = "expected `namespace/service:port`, e.g. `observability/pushgateway:9091`";
+    let (namespace, rest) = v.split_once('/').ok_or_else(|| invalid(name, v, why))?;
+    let (service, port) = match rest.split_once(':') {
+        Some((s, p)) => (s, Some(p)),
+        None => (rest, None),
+    };
+    // A port number, or a port name (IANA service name: at most 15 characters, at least one letter).
+    let port_ok = |p: &str| {
+        p.parse::<u16>().is_ok_and(|n| n > 0)
+            || (is_dns_label(p) && p.len() <= 15 && p.bytes().any(|b| b.is_ascii_lowercase()))
+    };
+    if !is_dns_label(namespace) || !is_dns_label(service) || !port.is_none_or(port_ok) {
+        return Err(invalid(name, v, why));
+    }
+    Ok(ServiceRef {
+        namespace: namespace.into(),
+        name: service.into(),
+        port: port.map(String::from),
+    })
+}
+
+fn parse_job(v: &str) -> Result<String> {
+    // Pushgateway accepts any job name; `/` is carried with its @base64 form.
+    if v.chars().any(char::is_control) {
+        return Err(invalid("job", v, "control characters are not allowed"));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_label_value(name: &str, v: String) -> Result<String> {
+    if v.chars().any(char::is_control) {
+        return Err(invalid(name, &v, "control characters are not allowed"));
+    }
+    Ok(v)
+}
+
+/// EKS cluster names: 1–100 characters, alphanumerics, `-` and `_`, starting alphanumeric.
+fn parse_cluster_name(v: &str) -> Result<String> {
+    let ok = v.len() <= 100
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(invalid(
+            "cluster-name",
+            v,
+            "an EKS cluster name has 1–100 letters, digits, `-` or `_`",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_region(v: &str) -> Result<String> {
+    let ok = v.split('-').count() >= 3
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        return Err(invalid(
+            "aws-region",
+            v,
+            "expected an AWS region such as `eu-west-1`",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_role_arn(v: &str) -> Result<String> {
+    let parts: Vec<&str> = v.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "iam"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].starts_with("role/")
+        && parts[5].len() > "role/".len();
+    if !ok {
+        return Err(invalid(
+            "role-to-assume",
+            v,
+            "expected an IAM role ARN such as `arn:aws:iam::123456789012:role/dora`",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A comma- or newline-separated list; blanks between separators are ignored.
+fn parse_list(name: &str, v: &str) -> Result<Vec<String>> {
+    let items: Vec<String> = v
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if items.is_empty() {
+        return Err(invalid(name, v, "the list is empty"));
+    }
+    Ok(items)
+}
+
+fn parse_kustomizations(v: &str) -> Result<Kustomizations> {
+    let name = "kustomizations";
+    let items = parse_list(name, v)?;
+    if items.iter().any(|i| i == "*") {
+        if items.len() > 1 {
+            return Err(invalid(
+                name,
+                v,
+                "`*` already means all; list nothing beside it",
+            ));
+        }
+        return Ok(Kustomizations::All);
+    }
+    items
+        .iter()
+        .map(|item| match item.split_once('/') {
+            Some((ns, n)) if is_dns_label(ns) && is_dns_subdomain(n) => {
+                Ok((ns.to_string(), n.to_string()))
+            }
+            _ => Err(invalid(
+                name,
+                item,
+                "expected `namespace/name` (or `*` for all)",
+            )),
+        })
+        .collect::<Result<_>>()
+        .map(Kustomizations::Named)
+}
+
+fn parse_namespaces(v: &str) -> Result<Vec<String>> {
+    let items = parse_list("canary-namespaces", v)?;
+    match items.iter().find(|ns| !is_dns_label(ns)) {
+        Some(bad) => Err(invalid(
+            "canary-namespaces",
+            bad,
+            "not a Kubernetes namespace name",
+        )),
+        None => Ok(items),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Inputs> {
+        Inputs::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        parse(pairs)
+            .expect_err("expected an input error")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let i = parse(&[]).unwrap();
+        assert_eq!(i.mode, Mode::Auto);
+        assert_eq!(i.job, "dora");
+        assert_eq!(i.pushgateway_url, None);
+        assert_eq!(
+            i.pushgateway_service,
+            ServiceRef {
+                namespace: "observability".into(),
+                name: "pushgateway".into(),
+                port: Some("9091".into())
+            }
+        );
+        assert_eq!(i.deploy_branches, Branches::DefaultBranch);
+        assert_eq!(i.lookback, 30 * 86_400);
+        assert_eq!(i.retention, Some(90 * 86_400));
+        assert_eq!(
+            i.kustomizations,
+            Kustomizations::Named(vec![("flux-system".into(), "applications".into())])
+        );
+        assert!(i.canary_namespaces.is_empty());
+        assert!(!i.dry_run);
+        assert!(i.fail_on_error);
+    }
+
+    #[test]
+    fn names_keep_hyphens_and_values_are_trimmed() {
+        let i = parse(&[
+            ("INPUT_PUSHGATEWAY-URL", "  http://127.0.0.1:9091/  "),
+            ("INPUT_DRY-RUN", "TRUE"),
+            ("INPUT_FAIL-ON-ERROR", "False"),
+            ("INPUT_ENVIRONMENT", " staging\n"),
+        ])
+        .unwrap();
+        assert_eq!(
+            i.pushgateway_url.unwrap().as_str(),
+            "http://127.0.0.1:9091/"
+        );
+        assert!(i.dry_run);
+        assert!(!i.fail_on_error);
+        assert_eq!(i.environment.as_deref(), Some("staging"));
+    }
+
+    #[test]
+    fn empty_means_unset() {
+        let i = parse(&[
+            ("INPUT_MODE", ""),
+            ("INPUT_JOB", "   "),
+            ("INPUT_RETENTION", ""),
+        ])
+        .unwrap();
+        assert_eq!(i.mode, Mode::Auto);
+        assert_eq!(i.job, "dora");
+        assert_eq!(i.retention, Some(90 * 86_400));
+    }
+
+    #[test]
+    fn other_variables_are_ignored() {
+        let i = parse(&[
+            ("GITHUB_TOKEN", "x"),
+            ("INPUTX_MODE", "bogus"),
+            ("input_mode", "bogus"),
+        ])
+        .unwrap();
+        assert_eq!(i.mode, Mode::Auto);
+    }
+
+    #[test]
+    fn bad_values_name_the_input_and_the_value() {
+        assert_eq!(
+            error(&[("INPUT_MODE", "deploy")]),
+            "input `mode`: invalid value `deploy`: expected one of auto, event, workflows, cluster"
+        );
+        assert!(
+            error(&[("INPUT_DRY-RUN", "yes")]).starts_with("input `dry-run`: invalid value `yes`")
+        );
+        assert!(
+            error(&[("INPUT_FAIL-ON-ERROR", "1")])
+                .starts_with("input `fail-on-error`: invalid value `1`")
+        );
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-URL", "localhost:9091")])
+                .starts_with("input `pushgateway-url`: invalid value `localhost:9091`")
+        );
+        assert!(error(&[("INPUT_PUSHGATEWAY-URL", "ftp://h/")]).contains("http:// or https://"));
+        assert!(error(&[("INPUT_PUSHGATEWAY-URL", "http://h/?a=b")]).contains("query"));
+        assert!(
+            error(&[("INPUT_RETENTION", "90")])
+                .starts_with("input `retention`: invalid value `90`")
+        );
+        assert!(error(&[("INPUT_LOOKBACK", "0")]).contains("longer than zero"));
+        assert!(error(&[("INPUT_LOOKBACK", "3y")]).starts_with("input `lookback`"));
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-SERVICE", "pushgateway:9091")])
+                .starts_with("input `pushgateway-service`")
+        );
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-SERVICE", "obs/pg:0")])
+                .starts_with("input `pushgateway-service`")
+        );
+        assert!(
+            error(&[("INPUT_KUSTOMIZATIONS", "apps")])
+                .starts_with("input `kustomizations`: invalid value `apps`")
+        );
+        assert!(
+            error(&[("INPUT_KUSTOMIZATIONS", "*, flux-system/apps")])
+                .contains("`*` already means all")
+        );
+        assert!(error(&[("INPUT_CANARY-NAMESPACES", "prod,Bad_NS")]).contains("`Bad_NS`"));
+        assert!(error(&[("INPUT_DEPLOY-BRANCHES", " , ,")]).contains("the list is empty"));
+        assert!(error(&[("INPUT_ENVIRONMENT", "a\u{7}b")]).contains("control characters"));
+        assert!(
+            error(&[("INPUT_CLUSTER-NAME", "my cluster")])
+                .starts_with("input `cluster-name`: invalid value")
+        );
+        assert!(
+            error(&[("INPUT_AWS-REGION", "Europe")])
+                .starts_with("input `aws-region`: invalid value")
+        );
+        assert!(
+            error(&[("INPUT_ROLE-TO-ASSUME", "dora-role")])
+                .starts_with("input `role-to-assume`: invalid value")
+        );
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_newlines() {
+        let i = parse(&[("INPUT_DEPLOY-BRANCHES", "main,\n release/* ,\n\n")]).unwrap();
+        assert_eq!(
+            i.deploy_branches,
+            Branches::Patterns(vec!["main".into(), "release/*".into()])
+        );
+        let i = parse(&[("INPUT_KUSTOMIZATIONS", "*")]).unwrap();
+        assert_eq!(i.kustomizations, Kustomizations::All);
+        let i = parse(&[("INPUT_CANARY-NAMESPACES", "prod\nstaging")]).unwrap();
+        assert_eq!(i.canary_namespaces, vec!["prod", "staging"]);
+        let i = parse(&[("INPUT_PUSHGATEWAY-SERVICE", "monitoring/pgw")]).unwrap();
+        assert_eq!(i.pushgateway_service.port, None);
+        let i = parse(&[("INPUT_PUSHGATEWAY-SERVICE", "monitoring/pgw:http")]).unwrap();
+        assert_eq!(i.pushgateway_service.port.as_deref(), Some("http"));
+    }
+
+    #[test]
+    fn retention_zero_keeps_forever() {
+        assert_eq!(parse(&[("INPUT_RETENTION", "0")]).unwrap().retention, None);
+        assert_eq!(
+            parse(&[("INPUT_RETENTION", "2w")]).unwrap().retention,
+            Some(14 * 86_400)
+        );
+    }
+
+    #[test]
+    fn inputs_of_later_versions_are_refused_not_ignored() {
+        assert!(error(&[("INPUT_MODE", "cluster")]).contains("not supported by this version"));
+        assert!(error(&[("INPUT_MODE", "workflows")]).contains("not supported by this version"));
+        assert!(error(&[("INPUT_CLUSTER-NAME", "prod-eks")]).starts_with("input `cluster-name`"));
+        assert!(error(&[("INPUT_AWS-REGION", "eu-west-1")]).starts_with("input `aws-region`"));
+        assert!(
+            error(&[(
+                "INPUT_ROLE-TO-ASSUME",
+                "arn:aws:iam::123456789012:role/dora"
+            )])
+            .starts_with("input `role-to-assume`")
+        );
+        assert!(error(&[("INPUT_WORKFLOWS", "deploy.yml")]).starts_with("input `workflows`"));
+    }
+
+    #[test]
+    fn branch_patterns() {
+        let p = |s: &[&str]| Branches::Patterns(s.iter().map(|s| s.to_string()).collect());
+        assert!(Branches::DefaultBranch.matches("main", Some("main")));
+        assert!(!Branches::DefaultBranch.matches("dev", Some("main")));
+        assert!(!Branches::DefaultBranch.matches("main", None));
+        assert!(p(&["*"]).matches("anything/at/all", None));
+        assert!(p(&["release/*"]).matches("release/2026.11", None));
+        assert!(!p(&["release/*"]).matches("releases", None));
+        assert!(p(&["main", "hotfix-*-eu"]).matches("hotfix-42-eu", None));
+        assert!(!p(&["hotfix-*-eu"]).matches("hotfix-eu", None));
+        assert!(p(&["*-prod*"]).matches("eu-prod-1", None));
+    }
+}

@@ -1,0 +1,69 @@
+//! `dora-action`: delivery signals in, DORA metrics out.
+//!
+//! The crate is laid out the way the data flows (see `README.md` for the
+//! user-facing side and the metric contract):
+//!
+//! - [`inputs`] parses and validates the action's inputs once, from an
+//!   iterator of environment pairs, so every rule is unit-tested without
+//!   touching the process environment.
+//! - [`payload`] turns a GitHub event payload (`workflow_run`,
+//!   `deployment_status`) into a [`dora::Observation`]: pure parsing, no I/O.
+//! - [`dora`] is the core: deployment events in; Pushgateway groups (rendered
+//!   by the prometheus text encoder), retention decisions and summary numbers
+//!   out. It knows no I/O and no outside system.
+//! - [`report`] renders the job summary (Markdown) and the step outputs.
+//! - One module per outside system, none of which knows DORA:
+//!   [`actions`] (the GitHub Actions runtime: workflow commands, `GITHUB_OUTPUT`,
+//!   `GITHUB_STEP_SUMMARY`), [`github`] (GitHub REST), [`pushgateway`].
+//! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
+
+pub mod actions;
+pub mod dora;
+pub mod duration;
+pub mod github;
+pub mod inputs;
+pub mod payload;
+pub mod pushgateway;
+pub mod report;
+pub mod retry;
+pub mod run;
+
+/// Every way a run can fail, one variant per kind of cause, so `main` can
+/// word the `::error::` line and tests can match on the kind.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input (or the runner context it depends on) is invalid: nothing was contacted.
+    #[error("input `{name}`: {message}")]
+    Input { name: String, message: String },
+    /// The event payload could not be read or lacks what the metrics need.
+    #[error("event payload {path}: {message}")]
+    Payload { path: String, message: String },
+    /// The Pushgateway refused or could not be reached within the retry bound.
+    #[error("pushgateway: {0}")]
+    Pushgateway(String),
+    /// GitHub REST failed in a way that cannot be degraded to a warning.
+    #[error("github api: {0}")]
+    GitHub(String),
+    /// Writing the runner's output or summary file failed.
+    #[error("runner file {path}: {message}")]
+    Runner { path: String, message: String },
+}
+
+impl Error {
+    /// Shorthand for an input error naming the input and what is wrong with it.
+    pub fn input(name: &str, message: impl Into<String>) -> Self {
+        Error::Input {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether `fail-on-error: false` may turn this failure into a warning:
+    /// only failures of the outside systems; bad inputs and payloads always fail.
+    pub fn is_delivery_failure(&self) -> bool {
+        matches!(self, Error::Pushgateway(_) | Error::GitHub(_))
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

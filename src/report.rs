@@ -1,0 +1,319 @@
+//! What a run tells people: the step outputs and the job summary
+//! (GitHub-flavoured Markdown). Pure rendering; `run` decides the content.
+
+use crate::dora::{Deploy, Status, Tally, tally};
+use crate::duration::human;
+
+/// What happened in a run, as the summary and outputs show it.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Deployments recorded (or, in a dry run, that would have been).
+    pub recorded: Vec<Deploy>,
+    /// Why nothing was recorded, when nothing was.
+    pub skipped: Option<String>,
+    /// Where the events went: a Pushgateway URL, or `None` in a dry run.
+    pub destination: Option<String>,
+    pub job: String,
+    pub dry_run: bool,
+    /// Groups deleted because their event was older than `retention`.
+    pub pruned: usize,
+    /// The retention in force (seconds), `None` = forever.
+    pub retention: Option<u64>,
+    /// The exposition a dry run would have pushed.
+    pub exposition: Option<String>,
+    /// Warnings already printed as annotations, repeated in the summary.
+    pub warnings: Vec<String>,
+    /// A delivery failure that `fail-on-error: false` turned into a warning.
+    pub failure: Option<String>,
+    /// GitHub REST calls made.
+    pub github_calls: usize,
+    /// `GITHUB_SERVER_URL`, for commit links.
+    pub server_url: String,
+}
+
+/// The step outputs, one field per output declared in `action.yml` (the
+/// drift test compares [`Outputs::pairs`] with it). Unknown values are empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    pub skipped: String,
+    pub cluster_exists: String,
+    pub events: String,
+    pub deployments: String,
+    pub failures: String,
+    pub lead_time_seconds: String,
+    pub recovery_seconds: String,
+}
+
+impl Outputs {
+    /// The outputs as `(name, value)` pairs, named as in `action.yml`.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        [
+            ("skipped", &self.skipped),
+            ("cluster-exists", &self.cluster_exists),
+            ("events", &self.events),
+            ("deployments", &self.deployments),
+            ("failures", &self.failures),
+            ("lead-time-seconds", &self.lead_time_seconds),
+            ("recovery-seconds", &self.recovery_seconds),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+    }
+}
+
+impl Report {
+    /// What was delivered: a failed delivery counts nothing.
+    fn delivered(&self) -> Tally {
+        if self.failure.is_some() {
+            Tally::default()
+        } else {
+            tally(&self.recorded)
+        }
+    }
+
+    /// The step outputs of this run.
+    pub fn outputs(&self) -> Outputs {
+        let t = self.delivered();
+        Outputs {
+            skipped: self.skipped.is_some().to_string(),
+            // No cluster is checked by this version: unknown, so empty.
+            cluster_exists: String::new(),
+            events: t.events.to_string(),
+            deployments: t.deployments.to_string(),
+            failures: t.failures.to_string(),
+            lead_time_seconds: t
+                .lead_time_median
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            recovery_seconds: String::new(),
+        }
+    }
+
+    /// The job summary.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let t = tally(&self.recorded);
+        let verb = if self.dry_run {
+            "would record"
+        } else {
+            "recorded"
+        };
+        if let Some(reason) = &self.skipped {
+            md.push_str("### DORA metrics: nothing recorded\n\n");
+            md.push_str(&format!("Skipped: {}.\n", cell(reason)));
+        } else {
+            let plural = if t.events == 1 { "" } else { "s" };
+            md.push_str(&format!(
+                "### DORA metrics: {} event{plural} {verb}\n\n",
+                t.events
+            ));
+            md.push_str(
+                "| source | status | commit | branch | environment | finished | lead time |\n",
+            );
+            md.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+            for d in &self.recorded {
+                md.push_str(&self.row(d));
+            }
+            md.push('\n');
+            if let Some(lead) = t.lead_time_median.filter(|_| t.deployments > 1) {
+                md.push_str(&format!("Median lead time: {}.\n\n", human(lead)));
+            }
+        }
+        for w in &self.warnings {
+            md.push_str(&format!("> [!WARNING]\n> {}\n\n", cell(w)));
+        }
+        if let Some(f) = &self.failure {
+            md.push_str(&format!(
+                "> [!CAUTION]\n> Not delivered (`fail-on-error: false`): {}\n\n",
+                cell(f)
+            ));
+        }
+        md.push_str(&self.where_it_went());
+        if let Some(text) = &self.exposition {
+            md.push_str(
+                "\n<details><summary>Exposition that would be pushed</summary>\n\n```text\n",
+            );
+            md.push_str(text);
+            if !text.ends_with('\n') {
+                md.push('\n');
+            }
+            md.push_str("```\n\n</details>\n");
+        }
+        md
+    }
+
+    fn row(&self, d: &Deploy) -> String {
+        let status = match d.status {
+            Status::Success => "✅ success",
+            Status::Failure => "❌ failure",
+        };
+        let short: String = d.sha.chars().take(7).collect();
+        let commit = if d.sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            format!(
+                "[`{short}`]({}/{}/commit/{})",
+                self.server_url.trim_end_matches('/'),
+                d.repository,
+                d.sha
+            )
+        } else {
+            format!("`{}`", cell(&short))
+        };
+        let source = match &d.url {
+            Some(url) => format!("[{}]({url})", cell(&d.source)),
+            None => cell(&d.source),
+        };
+        let lead = d
+            .lead_time_seconds()
+            .map(human)
+            .unwrap_or_else(|| "—".into());
+        format!(
+            "| {source} | {status} | {commit} | {} | {} | {} | {lead} |\n",
+            cell(&d.branch),
+            cell(&d.environment),
+            d.time.strftime("%Y-%m-%d %H:%M:%SZ"),
+        )
+    }
+
+    fn where_it_went(&self) -> String {
+        let mut text = match (&self.destination, self.dry_run) {
+            (_, true) => "Dry run: nothing was pushed or deleted.".to_string(),
+            (Some(url), false) if self.skipped.is_none() => format!(
+                "Pushed to the Pushgateway at {url} (job `{}`), one group per event.",
+                cell(&self.job)
+            ),
+            _ => "Nothing was pushed.".to_string(),
+        };
+        if !self.dry_run && self.destination.is_some() {
+            let kept = match self.retention {
+                Some(s) => format!("older than {}", human(s as i64)),
+                None => "none: retention is 0 (keep forever)".into(),
+            };
+            text.push_str(&format!(
+                " Pruned {} group{} ({kept}).",
+                self.pruned,
+                if self.pruned == 1 { "" } else { "s" }
+            ));
+        }
+        if self.github_calls > 0 {
+            text.push_str(&format!(" GitHub API calls: {}.", self.github_calls));
+        }
+        text.push('\n');
+        text
+    }
+}
+
+/// Makes text safe inside a Markdown table cell: `|` would split the cell,
+/// and a newline would end the row.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(recorded: Vec<Deploy>) -> Report {
+        Report {
+            recorded,
+            destination: Some("http://127.0.0.1:9091/".into()),
+            job: "dora".into(),
+            retention: Some(90 * 86_400),
+            server_url: "https://github.com".into(),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn outputs_count_what_was_recorded() {
+        let o = report(vec![Deploy::success(), Deploy::failure()]).outputs();
+        assert_eq!(o.skipped, "false");
+        assert_eq!(
+            (
+                o.events.as_str(),
+                o.deployments.as_str(),
+                o.failures.as_str()
+            ),
+            ("2", "1", "1")
+        );
+        assert_eq!(o.lead_time_seconds, "1800");
+        assert_eq!(o.recovery_seconds, "");
+        let names: Vec<String> = o.pairs().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names,
+            [
+                "skipped",
+                "cluster-exists",
+                "events",
+                "deployments",
+                "failures",
+                "lead-time-seconds",
+                "recovery-seconds"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_delivery_counts_nothing() {
+        let r = Report {
+            failure: Some("pushgateway: 500".into()),
+            ..report(vec![Deploy::success()])
+        };
+        assert_eq!(r.outputs().events, "0");
+        assert!(r.markdown().contains("Not delivered"));
+    }
+
+    #[test]
+    fn summary_links_the_commit_and_shows_lead_time() {
+        let md = report(vec![Deploy::success()]).markdown();
+        assert!(md.starts_with("### DORA metrics: 1 event recorded"), "{md}");
+        assert!(md.contains("[`9f8e7d6`](https://github.com/octo-org/shop/commit/9f8e7d6c5b4a39281706f5e4d3c2b1a098765432)"), "{md}");
+        assert!(md.contains("| ✅ success |"), "{md}");
+        assert!(md.contains("| 30m |"), "{md}");
+        assert!(md.contains("Pruned 0 groups (older than 90d)."), "{md}");
+    }
+
+    #[test]
+    fn table_cells_are_escaped() {
+        let d = Deploy {
+            source: "a|b\nc".into(),
+            ..Deploy::success()
+        };
+        assert!(report(vec![d]).markdown().contains("| a\\|b c |"));
+    }
+
+    #[test]
+    fn a_skip_says_why() {
+        let r = Report {
+            skipped: Some("conclusion `cancelled` is not a deployment outcome".into()),
+            ..report(vec![])
+        };
+        let md = r.markdown();
+        assert!(md.contains("nothing recorded"), "{md}");
+        assert!(
+            md.contains("Skipped: conclusion `cancelled` is not a deployment outcome."),
+            "{md}"
+        );
+        assert_eq!(r.outputs().skipped, "true");
+        assert_eq!(r.outputs().events, "0");
+    }
+
+    #[test]
+    fn a_dry_run_shows_the_exposition_collapsed() {
+        let r = Report {
+            dry_run: true,
+            destination: None,
+            exposition: Some("x 1\n".into()),
+            ..report(vec![Deploy::success()])
+        };
+        let md = r.markdown();
+        assert!(md.contains("1 event to record (dry run)"), "{md}");
+        assert!(
+            md.contains(
+                "<details><summary>Exposition that would be pushed</summary>\n\n```text\nx 1\n```"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("Dry run: nothing was pushed"));
+    }
+}

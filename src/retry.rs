@@ -1,0 +1,130 @@
+//! Bounded retries with exponential backoff, shared by every HTTP client so
+//! that "retried within a bound" means the same thing everywhere.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How long to keep trying: delays double from `first` up to `max_delay`,
+/// and no new attempt starts once `budget` would be exceeded by waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max_delay: Duration,
+    pub budget: Duration,
+}
+
+impl Backoff {
+    /// The Pushgateway's policy: about 30 s in total, then give up.
+    pub const PUSHGATEWAY: Backoff = Backoff {
+        first: Duration::from_millis(500),
+        max_delay: Duration::from_secs(8),
+        budget: Duration::from_secs(30),
+    };
+    /// GitHub REST look-ups that can degrade to a warning: give up sooner.
+    pub const GITHUB: Backoff = Backoff {
+        first: Duration::from_millis(500),
+        max_delay: Duration::from_secs(4),
+        budget: Duration::from_secs(15),
+    };
+}
+
+/// The outcome of one attempt.
+pub enum Attempt<T> {
+    Done(T),
+    /// Worth trying again (connection refused, timeout, 5xx); the text says what happened.
+    Retry(String),
+    /// Trying again cannot help (4xx, malformed answer).
+    Fail(String),
+}
+
+/// Runs `op` until it is done, fails for good, or the budget is spent. The
+/// error of the last attempt is returned with the number of attempts made.
+pub async fn retry<T, F, Fut>(policy: Backoff, mut op: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    let start = Instant::now();
+    let mut delay = policy.first;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match op().await {
+            Attempt::Done(v) => return Ok(v),
+            Attempt::Fail(e) => return Err(e),
+            Attempt::Retry(e) => {
+                if start.elapsed() + delay > policy.budget {
+                    let plural = if attempts == 1 { "" } else { "s" };
+                    return Err(format!(
+                        "{e} (gave up after {attempts} attempt{plural} in {:.0?})",
+                        start.elapsed()
+                    ));
+                }
+                tracing::debug!("retrying in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(policy.max_delay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_until_done() {
+        let calls = Cell::new(0);
+        let out = retry(Backoff::PUSHGATEWAY, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 3 {
+                    Attempt::Retry("503".into())
+                } else {
+                    Attempt::Done(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(out, Ok(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_is_not_retried() {
+        let calls = Cell::new(0);
+        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || {
+            calls.set(calls.get() + 1);
+            async { Attempt::Fail("400 bad line".into()) }
+        })
+        .await;
+        assert_eq!(out, Err("400 bad line".into()));
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_within_the_budget() {
+        let start = Instant::now();
+        let calls = Cell::new(0);
+        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || {
+            calls.set(calls.get() + 1);
+            async { Attempt::Retry("connection refused".into()) }
+        })
+        .await;
+        let err = out.unwrap_err();
+        assert!(
+            err.starts_with("connection refused (gave up after"),
+            "{err}"
+        );
+        assert!(
+            start.elapsed() <= Backoff::PUSHGATEWAY.budget,
+            "{:?}",
+            start.elapsed()
+        );
+        // 0.5 + 1 + 2 + 4 + 8 + 8 = 23.5 s of waiting; the next 8 s would pass 30 s.
+        assert_eq!(calls.get(), 7);
+    }
+}
