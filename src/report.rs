@@ -95,7 +95,7 @@ impl Report {
         let mut md = String::new();
         let t = tally(&self.recorded);
         let verb = if self.dry_run {
-            "would record"
+            "to record (dry run)"
         } else {
             "recorded"
         };
