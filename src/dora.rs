@@ -84,6 +84,15 @@ pub struct Group {
     pub exposition: String,
 }
 
+impl Group {
+    /// The full grouping key as the Pushgateway lists it: `job` and the grouping labels.
+    pub fn labels(&self, job: &str) -> BTreeMap<String, String> {
+        let mut labels: BTreeMap<String, String> = self.grouping.iter().cloned().collect();
+        labels.insert("job".into(), job.into());
+        labels
+    }
+}
+
 /// Metric names, kept from the original workflow so its dashboard keeps working.
 pub mod names {
     pub const DEPLOY_EVENT: &str = "dora_workflow_deploy_event";

@@ -262,22 +262,34 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
 
 /// Reads the stored groups, prunes this job's expired ones, then pushes the
 /// event's group with one PUT. Returns how many groups were pruned.
+///
+/// The Pushgateway keeps an empty group behind after rejecting a push (400);
+/// if the group did not exist before, that shell is deleted again, so a
+/// failed run leaves no trace of the event.
 async fn deliver(
     pushgateway: &Pushgateway,
     inputs: &Inputs,
     group: &dora::Group,
     now: Timestamp,
 ) -> Result<usize> {
+    let stored = pushgateway.groups().await?;
     let mut pruned = 0;
     if let Some(retention) = inputs.retention {
-        let stored = pushgateway.groups().await?;
         for expired in dora::expired(&stored, &inputs.job, now, retention) {
             pushgateway.delete(&expired.labels).await?;
             pruned += 1;
         }
     }
-    pushgateway
+    let labels = group.labels(&inputs.job);
+    let existed = stored.iter().any(|g| g.labels == labels);
+    if let Err(e) = pushgateway
         .put(&inputs.job, &group.grouping, &group.exposition)
-        .await?;
+        .await
+    {
+        if !existed && pushgateway.delete(&labels).await.is_err() {
+            tracing::warn!("could not remove the empty group a failed push may have left");
+        }
+        return Err(e);
+    }
     Ok(pruned)
 }
