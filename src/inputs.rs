@@ -241,6 +241,7 @@ impl Inputs {
 
     /// The inputs and modes that later versions implement are declared (and
     /// validated above) already; using one now is an error, not a no-op.
+    /// Inputs that only matter together with another are refused alone.
     fn check_supported(&self) -> Result<()> {
         let later = |name: &str, what: &str| {
             Err(Error::input(
@@ -253,14 +254,19 @@ impl Inputs {
             Mode::Cluster => return later("mode", "mode `cluster`"),
             Mode::Auto | Mode::Event => {}
         }
-        if self.cluster_name.is_some() {
-            return later("cluster-name", "reaching an EKS cluster");
-        }
-        if self.aws_region.is_some() {
-            return later("aws-region", "reaching an EKS cluster");
-        }
-        if self.role_to_assume.is_some() {
-            return later("role-to-assume", "assuming an AWS role");
+        // AWS inputs without a cluster would do nothing: say so rather than ignore them.
+        if self.cluster_name.is_none() {
+            for (name, set) in [
+                ("aws-region", self.aws_region.is_some()),
+                ("role-to-assume", self.role_to_assume.is_some()),
+            ] {
+                if set {
+                    return Err(Error::input(
+                        name,
+                        "is only used with `cluster-name`, which is not set",
+                    ));
+                }
+            }
         }
         if !self.workflows.is_empty() {
             return later("workflows", "reading workflow history");
@@ -649,16 +655,31 @@ mod tests {
     fn inputs_of_later_versions_are_refused_not_ignored() {
         assert!(error(&[("INPUT_MODE", "cluster")]).contains("not supported by this version"));
         assert!(error(&[("INPUT_MODE", "workflows")]).contains("not supported by this version"));
-        assert!(error(&[("INPUT_CLUSTER-NAME", "prod-eks")]).starts_with("input `cluster-name`"));
-        assert!(error(&[("INPUT_AWS-REGION", "eu-west-1")]).starts_with("input `aws-region`"));
+        assert!(error(&[("INPUT_WORKFLOWS", "deploy.yml")]).starts_with("input `workflows`"));
+    }
+
+    #[test]
+    fn aws_inputs_need_a_cluster() {
+        assert!(
+            error(&[("INPUT_AWS-REGION", "eu-west-1")]).contains("only used with `cluster-name`")
+        );
         assert!(
             error(&[(
                 "INPUT_ROLE-TO-ASSUME",
                 "arn:aws:iam::123456789012:role/dora"
             )])
-            .starts_with("input `role-to-assume`")
+            .starts_with("input `role-to-assume`: is only used")
         );
-        assert!(error(&[("INPUT_WORKFLOWS", "deploy.yml")]).starts_with("input `workflows`"));
+        let i = parse(&[
+            ("INPUT_CLUSTER-NAME", "prod-eks"),
+            ("INPUT_AWS-REGION", "eu-west-1"),
+            (
+                "INPUT_ROLE-TO-ASSUME",
+                "arn:aws:iam::123456789012:role/dora",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(i.cluster_name.as_deref(), Some("prod-eks"));
     }
 
     #[test]

@@ -14,14 +14,18 @@
 //! - [`report`] renders the job summary (Markdown) and the step outputs.
 //! - One module per outside system, none of which knows DORA:
 //!   [`actions`] (the GitHub Actions runtime: workflow commands, `GITHUB_OUTPUT`,
-//!   `GITHUB_STEP_SUMMARY`), [`github`] (GitHub REST), [`pushgateway`].
+//!   `GITHUB_STEP_SUMMARY`), [`github`] (GitHub REST), [`aws`] (credentials,
+//!   STS, EKS and the EKS token), [`kubernetes`] (the cluster's API server),
+//!   [`pushgateway`] (directly, or through the API server's service proxy).
 //! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
 
 pub mod actions;
+pub mod aws;
 pub mod dora;
 pub mod duration;
 pub mod github;
 pub mod inputs;
+pub mod kubernetes;
 pub mod payload;
 pub mod pushgateway;
 pub mod report;
@@ -44,6 +48,12 @@ pub enum Error {
     /// GitHub REST failed in a way that cannot be degraded to a warning.
     #[error("github api: {0}")]
     GitHub(String),
+    /// AWS (credentials, STS, EKS) refused or could not be reached.
+    #[error("aws: {0}")]
+    Aws(String),
+    /// The Kubernetes API server refused or could not be reached.
+    #[error("kubernetes: {0}")]
+    Kubernetes(String),
     /// Writing the runner's output or summary file failed.
     #[error("runner file {path}: {message}")]
     Runner { path: String, message: String },

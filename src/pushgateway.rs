@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
+use http::Method;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use crate::dora::StoredGroup;
+use crate::inputs::ServiceRef;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Result};
 
@@ -48,12 +51,119 @@ pub fn group_path<'a>(job: &str, grouping: impl IntoIterator<Item = (&'a str, &'
     path
 }
 
-/// A Pushgateway reached over HTTP at `base` (a direct URL, or later the API
-/// server's service proxy URL with a client that carries its credentials).
+/// How requests reach the Pushgateway.
+#[derive(Clone)]
+pub enum Transport {
+    /// Directly at a base URL (`pushgateway-url`).
+    Http { client: Client, base: Url },
+    /// Through the Kubernetes API server's service proxy: `base` is the
+    /// proxy path (`/api/v1/namespaces/<ns>/services/<name>:<port>/proxy/`),
+    /// `endpoint` the API server, for messages.
+    ServiceProxy {
+        client: kube::Client,
+        base: String,
+        endpoint: String,
+    },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl Transport {
+    /// The API server path of a service's proxy.
+    pub fn proxy_path(service: &ServiceRef) -> String {
+        let port = service
+            .port
+            .as_deref()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!(
+            "/api/v1/namespaces/{}/services/{}{port}/proxy/",
+            service.namespace, service.name
+        )
+    }
+
+    /// Where it is, for the summary (never with credentials).
+    pub fn display(&self) -> String {
+        match self {
+            Transport::Http { base, .. } => {
+                let mut u = base.clone();
+                let _ = u.set_password(None);
+                let _ = u.set_username("");
+                u.to_string()
+            }
+            Transport::ServiceProxy { base, endpoint, .. } => {
+                format!(
+                    "{}{base} (the API server's service proxy)",
+                    endpoint.trim_end_matches('/')
+                )
+            }
+        }
+    }
+
+    /// One request; `Err` only when no HTTP answer came (connection, timeout).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::result::Result<(StatusCode, String), String> {
+        match self {
+            Transport::Http { client, base } => {
+                let url = base
+                    .join(path)
+                    .map_err(|e| format!("cannot build URL for {path}: {e}"))?;
+                let mut request = client.request(method, url).timeout(REQUEST_TIMEOUT);
+                if let Some(body) = body {
+                    request = request
+                        .header(CONTENT_TYPE, EXPOSITION)
+                        .body(body.to_string());
+                }
+                let response = request.send().await.map_err(|e| describe(&e))?;
+                let status = response.status();
+                Ok((status, response.text().await.unwrap_or_default()))
+            }
+            Transport::ServiceProxy {
+                client,
+                base,
+                endpoint,
+            } => {
+                let mut request = http::Request::builder()
+                    .method(method)
+                    .uri(format!("{base}{path}"));
+                if body.is_some() {
+                    request = request.header(CONTENT_TYPE, EXPOSITION);
+                }
+                let request = request
+                    .body(kube::client::Body::from(
+                        body.unwrap_or_default().as_bytes().to_vec(),
+                    ))
+                    .map_err(|e| format!("cannot build request for {path}: {e}"))?;
+                let response = tokio::time::timeout(REQUEST_TIMEOUT, client.send(request))
+                    .await
+                    .map_err(|_| format!("timed out after {REQUEST_TIMEOUT:?} at {endpoint}"))?
+                    .map_err(|e| format!("API server {endpoint}: {e}"))?;
+                let status = response.status();
+                let bytes = response
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .map_err(|e| format!("reading the answer: {e}"))?;
+                Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+            }
+        }
+    }
+}
+
+const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A Pushgateway, reached through a [`Transport`].
 #[derive(Debug, Clone)]
 pub struct Pushgateway {
-    base: Url,
-    http: Client,
+    transport: Transport,
     backoff: Backoff,
 }
 
@@ -79,40 +189,34 @@ struct ApiMetric {
 }
 
 impl Pushgateway {
-    /// A client for the Pushgateway at `base`; a missing trailing `/` is added
-    /// so that a path prefix (`https://host/pushgateway`) is kept.
-    pub fn new(mut base: Url, http: Client) -> Pushgateway {
+    /// A Pushgateway at a base URL; a missing trailing `/` is added so that a
+    /// path prefix (`https://host/pushgateway`) is kept.
+    pub fn new(mut base: Url, client: Client) -> Pushgateway {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
+        Pushgateway::through(Transport::Http { client, base })
+    }
+
+    /// A Pushgateway reached through `transport`.
+    pub fn through(transport: Transport) -> Pushgateway {
         Pushgateway {
-            base,
-            http,
+            transport,
             backoff: Backoff::PUSHGATEWAY,
         }
     }
 
     /// Where it is, for the summary (without credentials).
     pub fn display_url(&self) -> String {
-        let mut u = self.base.clone();
-        let _ = u.set_password(None);
-        let _ = u.set_username("");
-        u.to_string()
-    }
-
-    fn url(&self, path: &str) -> Result<Url> {
-        self.base
-            .join(path)
-            .map_err(|e| Error::Pushgateway(format!("cannot build URL for {path}: {e}")))
+        self.transport.display()
     }
 
     /// Every group with its grouping labels and metric values (`GET /api/v1/metrics`).
     pub async fn groups(&self) -> Result<Vec<StoredGroup>> {
-        let url = self.url("api/v1/metrics")?;
         let body = self
-            .send("read groups", || self.http.get(url.clone()))
+            .send("read groups", Method::GET, "api/v1/metrics", None)
             .await?;
-        parse_groups(&body).map_err(|e| Error::Pushgateway(format!("GET {url}: {e}")))
+        parse_groups(&body).map_err(|e| Error::Pushgateway(format!("GET api/v1/metrics: {e}")))
     }
 
     /// Replaces a group with `exposition` (`PUT`): the same event pushed
@@ -124,15 +228,9 @@ impl Pushgateway {
         exposition: &str,
     ) -> Result<()> {
         let path = group_path(job, grouping.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let url = self.url(&path)?;
-        self.send("push", || {
-            self.http
-                .put(url.clone())
-                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                .body(exposition.to_string())
-        })
-        .await
-        .map(drop)
+        self.send("push", Method::PUT, &path, Some(exposition))
+            .await
+            .map(drop)
     }
 
     /// Deletes the group with exactly these labels (including `job`).
@@ -145,29 +243,34 @@ impl Pushgateway {
                 .filter(|(k, _)| *k != "job")
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let url = self.url(&path)?;
-        self.send("delete", || self.http.delete(url.clone()))
+        self.send("delete", Method::DELETE, &path, None)
             .await
             .map(drop)
     }
 
-    /// Sends a request with the retry policy: connection errors, timeouts
-    /// and 5xx are retried; any other non-2xx is final.
+    /// Sends a request with the retry policy: connection errors, timeouts,
+    /// 429 and 5xx are retried; any other non-2xx is final. Through the
+    /// service proxy, the API server's own refusals are worded as such.
     async fn send(
         &self,
         what: &str,
-        request: impl Fn() -> reqwest::RequestBuilder,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
     ) -> Result<String> {
         retry(self.backoff, || async {
-            let response = match request().timeout(REQUEST_TIMEOUT).send().await {
-                Ok(r) => r,
-                Err(e) => return Attempt::Retry(format!("{what}: {}", describe(&e))),
+            let (status, text) = match self.transport.send(method.clone(), path, body).await {
+                Ok(answer) => answer,
+                Err(e) => return Attempt::Retry(format!("{what}: {e}")),
             };
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            let detail = || format!("{what}: HTTP {status}: {}", body.trim());
+            if let (Transport::ServiceProxy { .. }, Some(refusal)) =
+                (&self.transport, api_server_refusal(status, &text))
+            {
+                return Attempt::Fail(format!("{what}: {refusal}"));
+            }
+            let detail = || format!("{what}: HTTP {status}: {}", text.trim());
             if status.is_success() {
-                Attempt::Done(body)
+                Attempt::Done(text)
             } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 Attempt::Retry(detail())
             } else {
@@ -177,6 +280,28 @@ impl Pushgateway {
         .await
         .map_err(Error::Pushgateway)
     }
+}
+
+/// The API server answers for itself (not the Pushgateway) with a
+/// `metav1.Status`: word its refusals so the user knows what to fix.
+fn api_server_refusal(status: StatusCode, body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    if v.get("kind")?.as_str()? != "Status" {
+        return None;
+    }
+    let message = v.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    Some(match status {
+        StatusCode::UNAUTHORIZED => format!(
+            "the API server rejected the EKS token (401 {message}): give the action's IAM role access to the cluster (an EKS access entry, or aws-auth)"
+        ),
+        StatusCode::FORBIDDEN => format!(
+            "the API server forbids it (403): grant get, create and delete on `services/proxy` for the Pushgateway service (examples/rbac.yaml): {message}"
+        ),
+        StatusCode::NOT_FOUND => format!(
+            "the API server has no such service (404): check `pushgateway-service`: {message}"
+        ),
+        _ => return None,
+    })
 }
 
 /// A reqwest error in one line, with its cause (reqwest's own text omits it).
@@ -262,6 +387,43 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_path_names_the_service_and_port() {
+        let svc = ServiceRef {
+            namespace: "observability".into(),
+            name: "pushgateway".into(),
+            port: Some("9091".into()),
+        };
+        assert_eq!(
+            Transport::proxy_path(&svc),
+            "/api/v1/namespaces/observability/services/pushgateway:9091/proxy/"
+        );
+        let svc = ServiceRef { port: None, ..svc };
+        assert_eq!(
+            Transport::proxy_path(&svc),
+            "/api/v1/namespaces/observability/services/pushgateway/proxy/"
+        );
+    }
+
+    #[test]
+    fn api_server_refusals_are_told_apart_from_pushgateway_answers() {
+        let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+        assert!(
+            api_server_refusal(StatusCode::UNAUTHORIZED, status)
+                .unwrap()
+                .contains("rejected the EKS token")
+        );
+        assert!(
+            api_server_refusal(StatusCode::FORBIDDEN, status)
+                .unwrap()
+                .contains("services/proxy")
+        );
+        assert_eq!(
+            api_server_refusal(StatusCode::BAD_REQUEST, "text format parsing error"),
+            None
+        );
+    }
+
+    #[test]
     fn groups_are_parsed_with_their_metric_values() {
         let body = r#"{"status":"success","data":[{"labels":{"job":"dora","run_id":"1"},"last_push_successful":true,
             "dora_workflow_deploy_timestamp":{"time_stamp":"2026-11-26T23:18:49Z","type":"GAUGE","help":"h","metrics":[{"labels":{"job":"dora"},"value":"1.7e+09"}]},
@@ -283,8 +445,11 @@ mod tests {
             Url::parse("https://u:p@h.example/pg").unwrap(),
             Client::new(),
         );
+        let Transport::Http { base, .. } = &pg.transport else {
+            panic!("a URL makes a direct transport")
+        };
         assert_eq!(
-            pg.url("api/v1/metrics").unwrap().as_str(),
+            base.join("api/v1/metrics").unwrap().as_str(),
             "https://u:p@h.example/pg/api/v1/metrics"
         );
         assert_eq!(pg.display_url(), "https://h.example/pg/");

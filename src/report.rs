@@ -29,6 +29,19 @@ pub struct Report {
     pub github_calls: usize,
     /// `GITHUB_SERVER_URL`, for commit links.
     pub server_url: String,
+    /// The EKS check, when `cluster-name` was set.
+    pub cluster: Option<ClusterState>,
+}
+
+/// What the EKS check found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterState {
+    pub name: String,
+    pub region: String,
+    /// Whether the cluster exists and is usable (ACTIVE or UPDATING).
+    pub exists: bool,
+    /// `ACTIVE`, `missing`, or the status EKS reported.
+    pub status: String,
 }
 
 /// The step outputs, one field per output declared in `action.yml` (the
@@ -77,8 +90,12 @@ impl Report {
         let t = self.delivered();
         Outputs {
             skipped: self.skipped.is_some().to_string(),
-            // No cluster is checked by this version: unknown, so empty.
-            cluster_exists: String::new(),
+            // Empty when no cluster was checked: unknown is not `false`.
+            cluster_exists: self
+                .cluster
+                .as_ref()
+                .map(|c| c.exists.to_string())
+                .unwrap_or_default(),
             events: t.events.to_string(),
             deployments: t.deployments.to_string(),
             failures: t.failures.to_string(),
@@ -176,7 +193,16 @@ impl Report {
     }
 
     fn where_it_went(&self) -> String {
-        let mut text = match (&self.destination, self.dry_run) {
+        let mut text = String::new();
+        if let Some(c) = &self.cluster {
+            text.push_str(&format!(
+                "EKS cluster `{}` ({}): {}. ",
+                cell(&c.name),
+                c.region,
+                c.status
+            ));
+        }
+        text += &match (&self.destination, self.dry_run) {
             (_, true) => "Dry run: nothing was pushed or deleted.".to_string(),
             (Some(url), false) if self.skipped.is_none() => format!(
                 "Pushed to the Pushgateway at {url} (job `{}`), one group per event.",

@@ -22,6 +22,12 @@ impl Backoff {
         max_delay: Duration::from_secs(8),
         budget: Duration::from_secs(30),
     };
+    /// AWS calls (STS, EKS) and the GitHub OIDC token: a run cannot go on without them.
+    pub const AWS: Backoff = Backoff {
+        first: Duration::from_millis(500),
+        max_delay: Duration::from_secs(4),
+        budget: Duration::from_secs(20),
+    };
     /// GitHub REST look-ups that can degrade to a warning: give up sooner.
     pub const GITHUB: Backoff = Backoff {
         first: Duration::from_millis(500),

@@ -6,13 +6,18 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use reqwest::{Client, Url};
 
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
 use crate::actions::{self, RunnerFiles};
+use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::dora;
 use crate::github::GitHub;
 use crate::inputs::{Inputs, Mode};
+use crate::kubernetes;
 use crate::payload::{self, Observation, Rules};
-use crate::pushgateway::Pushgateway;
-use crate::report::Report;
+use crate::pushgateway::{Pushgateway, Transport};
+use crate::report::{ClusterState, Report};
 use crate::{Error, Result};
 
 /// The runner's context, from the `GITHUB_*` variables.
@@ -23,18 +28,20 @@ pub struct Runner {
     pub api_url: Url,
     pub server_url: String,
     pub files: RunnerFiles,
+    /// Every non-empty variable (trimmed), for AWS and OIDC settings.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Runner {
     /// Reads the runner context from environment pairs; unset or empty
     /// variables fall back to github.com (a local run).
     pub fn from_env(vars: &[(String, String)]) -> Result<Runner> {
-        let get = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let env: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim().to_string()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let get = |name: &str| env.get(name).cloned();
         let api = get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
         let api_url = Url::parse(&api)
             .map_err(|e| Error::input("GITHUB_API_URL", format!("invalid value `{api}`: {e}")))?;
@@ -47,6 +54,7 @@ impl Runner {
                 output: get("GITHUB_OUTPUT").map(PathBuf::from),
                 summary: get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             },
+            env,
         })
     }
 }
@@ -55,9 +63,15 @@ impl Runner {
 /// ends here as one `::error::` line (or a `::warning::` when
 /// `fail-on-error: false` allows it) and exit 1.
 pub async fn main(vars: Vec<(String, String)>) -> u8 {
-    // Before anything could print them: secrets among the inputs.
+    // Before anything could print them: the secrets the environment brings.
+    const SECRETS: [&str; 4] = [
+        "INPUT_GITHUB-TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ];
     for (name, value) in &vars {
-        if name == "INPUT_GITHUB-TOKEN" && !value.trim().is_empty() {
+        if SECRETS.contains(&name.as_str()) && !value.trim().is_empty() {
             actions::mask(value.trim());
         }
     }
@@ -129,16 +143,12 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         }
         (Mode::Workflows | Mode::Cluster, _) => unreachable!("refused by Inputs::parse"),
     }
-    let pushgateway_url = match (&inputs.pushgateway_url, inputs.dry_run) {
-        (Some(url), _) => Some(url.clone()),
-        (None, true) => None,
-        (None, false) => {
-            return Err(Error::input(
-                "pushgateway-url",
-                "required: the URL of the Pushgateway to push to (or set `dry-run: true`)",
-            ));
-        }
-    };
+    if inputs.pushgateway_url.is_none() && inputs.cluster_name.is_none() && !inputs.dry_run {
+        return Err(Error::input(
+            "pushgateway-url",
+            "required when `cluster-name` is empty: set one of them (or `dry-run: true`)",
+        ));
+    }
     let path = runner.event_path.clone().ok_or_else(|| {
         Error::input(
             "mode",
@@ -163,30 +173,92 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
     };
     let observation = payload::parse(event_name, &bytes, &rules).map_err(payload_error)?;
 
-    let http = Client::builder()
-        .user_agent(concat!("dora-action/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
     let mut report = Report {
         job: inputs.job.clone(),
         dry_run: inputs.dry_run,
         retention: inputs.retention,
         server_url: runner.server_url.clone(),
-        destination: pushgateway_url
-            .as_ref()
-            .filter(|_| !inputs.dry_run)
-            .map(|u| Pushgateway::new(u.clone(), http.clone()).display_url()),
         ..Report::default()
     };
     let (mut deploy, warnings) = match observation {
-        Observation::NotADeploy { reason } => {
-            actions::notice(&format!("nothing recorded: {reason}"));
-            report.skipped = Some(reason);
-            return Ok(report);
-        }
+        Observation::NotADeploy { reason } => return Ok(skip(report, reason)),
         Observation::Deploy { deploy, warnings } => (*deploy, warnings),
     };
     report.warnings = warnings;
+    if let Some(retention) = inputs.retention
+        && deploy.time.as_second() < now.as_second() - retention as i64
+    {
+        let reason = format!(
+            "the event ({}) is older than `retention` and would be pruned at once",
+            deploy.time
+        );
+        if !inputs.dry_run {
+            return Ok(skip(report, reason));
+        }
+        // A dry run still shows what the event looks like (the README's example gets older every day).
+        report
+            .warnings
+            .push(format!("{reason}: a real run records nothing"));
+    }
+
+    let http = Client::builder()
+        .user_agent(concat!("dora-action/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
+    // The cluster is checked before anything else is called or pushed: a
+    // missing or unready cluster ends the run here, with no further call.
+    let mut proxy = None;
+    if let Some(name) = &inputs.cluster_name {
+        let (cluster, aws) = check_cluster(name, inputs, runner, &http).await?;
+        let mut state = ClusterState {
+            name: name.clone(),
+            region: aws.region.clone(),
+            exists: false,
+            status: String::new(),
+        };
+        match cluster {
+            Cluster::Missing => {
+                state.status = "missing".into();
+                report.cluster = Some(state);
+                return Ok(skip(
+                    report,
+                    format!("EKS cluster `{name}` does not exist in {}", aws.region),
+                ));
+            }
+            Cluster::NotReady { status } => {
+                state.status = status.clone();
+                report.cluster = Some(state);
+                return Ok(skip(
+                    report,
+                    format!("EKS cluster `{name}` is {status}, not ACTIVE"),
+                ));
+            }
+            Cluster::Active {
+                endpoint, ca_pem, ..
+            } => {
+                state.exists = true;
+                state.status = "ACTIVE".into();
+                report.cluster = Some(state);
+                if inputs.pushgateway_url.is_none() {
+                    let token =
+                        aws::eks_token(aws.credentials(), &aws.region, name, SystemTime::now())?;
+                    actions::mask(&token);
+                    proxy = Some(Transport::ServiceProxy {
+                        client: kubernetes::client(&endpoint, &ca_pem, &token)?,
+                        base: Transport::proxy_path(&inputs.pushgateway_service),
+                        endpoint: endpoint.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    let transport = match (&inputs.pushgateway_url, proxy) {
+        (Some(url), _) => Some(Pushgateway::new(url.clone(), http.clone())),
+        (None, Some(proxy)) => Some(Pushgateway::through(proxy)),
+        (None, None) => None,
+    };
+    let pushgateway = transport.filter(|_| !inputs.dry_run);
+    report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
 
     if deploy.commit_time.is_none() && event_name == "deployment_status" {
         let github = GitHub::new(
@@ -212,28 +284,10 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
     for w in &report.warnings {
         actions::warning(w);
     }
-    if let Some(retention) = inputs.retention
-        && deploy.time.as_second() < now.as_second() - retention as i64
-    {
-        let reason = format!(
-            "the event ({}) is older than `retention` and would be pruned at once",
-            deploy.time
-        );
-        if !inputs.dry_run {
-            actions::notice(&format!("nothing recorded: {reason}"));
-            report.skipped = Some(reason);
-            return Ok(report);
-        }
-        // A dry run still shows what the event looks like (the README's example gets older every day).
-        actions::warning(&format!("{reason}: a real run records nothing"));
-        report
-            .warnings
-            .push(format!("{reason}: a real run records nothing"));
-    }
 
     let group = dora::deploy_group(&deploy);
     report.recorded = vec![deploy];
-    match pushgateway_url.filter(|_| !inputs.dry_run) {
+    match pushgateway {
         None => {
             let header = group
                 .grouping
@@ -245,19 +299,75 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             println!("{text}");
             report.exposition = Some(text);
         }
-        Some(url) => {
-            let pushgateway = Pushgateway::new(url, http);
-            match deliver(&pushgateway, inputs, &group, now).await {
-                Ok(pruned) => report.pruned = pruned,
-                Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
-                    actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
-                    report.failure = Some(e.to_string());
-                }
-                Err(e) => return Err(e),
+        Some(pushgateway) => match deliver(&pushgateway, inputs, &group, now).await {
+            Ok(pruned) => report.pruned = pruned,
+            Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
+                actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
+                report.failure = Some(e.to_string());
             }
-        }
+            Err(e) => return Err(e),
+        },
     }
     Ok(report)
+}
+
+/// Ends a run that records nothing: a notice saying why, and the summary's reason.
+fn skip(mut report: Report, reason: String) -> Report {
+    actions::notice(&format!("nothing recorded: {reason}"));
+    report.skipped = Some(reason);
+    report
+}
+
+/// Gets AWS credentials the first way that applies, masks them, and asks
+/// EKS about the cluster.
+async fn check_cluster(
+    name: &str,
+    inputs: &Inputs,
+    runner: &Runner,
+    http: &Client,
+) -> Result<(Cluster, Aws)> {
+    let env = |k: &str| runner.env.get(k).cloned();
+    let region = aws::region(inputs.aws_region.as_deref(), &env)?;
+    let sts = aws::endpoint("sts", &region, &env)?;
+    let session = match env("GITHUB_RUN_ID") {
+        Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => format!("dora-action-{id}"),
+        _ => "dora-action".to_string(),
+    };
+    let creds = match aws::credential_source(inputs.role_to_assume.as_deref(), &env)? {
+        CredentialSource::Environment(creds) => creds,
+        CredentialSource::GitHubOidc {
+            role_arn,
+            request_url,
+            request_token,
+        } => {
+            let token =
+                aws::github_oidc_token(http, &request_url, &request_token, "sts.amazonaws.com")
+                    .await?;
+            actions::mask(&token);
+            aws::assume_role_with_web_identity(http, &sts, &role_arn, &session, &token).await?
+        }
+        CredentialSource::WebIdentityFile {
+            role_arn,
+            token_file,
+        } => {
+            let token = tokio::fs::read_to_string(&token_file).await.map_err(|e| {
+                Error::input(
+                    "cluster-name",
+                    format!("AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: cannot read: {e}"),
+                )
+            })?;
+            let token = token.trim();
+            actions::mask(token);
+            aws::assume_role_with_web_identity(http, &sts, &role_arn, &session, token).await?
+        }
+    };
+    for secret in creds.secrets() {
+        actions::mask(secret);
+    }
+    let eks = aws::endpoint("eks", &region, &env)?;
+    let aws = Aws::new(region, creds, eks, http.clone());
+    let cluster = aws.describe_cluster(name).await?;
+    Ok((cluster, aws))
 }
 
 /// Reads the stored groups, prunes this job's expired ones, then pushes the
