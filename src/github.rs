@@ -2,9 +2,10 @@
 //! API, not DORA.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
+use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
@@ -19,6 +20,7 @@ pub struct GitHub {
     token: Option<String>,
     http: Client,
     calls: AtomicUsize,
+    backoff: Backoff,
 }
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +52,98 @@ impl GitHub {
             token,
             http,
             calls: AtomicUsize::new(0),
+            backoff: Backoff::GITHUB,
         }
+    }
+
+    /// The same client with another retry policy (history is worth waiting longer for).
+    pub fn with_backoff(mut self, backoff: Backoff) -> GitHub {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The repository's default branch (`GET /repos/{owner}/{repo}`).
+    pub async fn default_branch(&self, repository: &str) -> Result<String> {
+        let url = self.url(&format!("repos/{repository}"))?;
+        let (body, _) = self.get_page(&url).await?;
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+        v.get("default_branch")
+            .and_then(|b| b.as_str())
+            .map(String::from)
+            .ok_or_else(|| Error::GitHub(format!("GET {url}: no `default_branch` in the answer")))
+    }
+
+    /// Completed runs of `workflow` (a file name such as `deploy.yml`, or an
+    /// id) created at or after `since`, newest first, following `Link`
+    /// pagination: ⌈runs/100⌉ calls. The runs are returned as GitHub sent
+    /// them, so they map exactly like a `workflow_run` event's run.
+    pub async fn workflow_runs(
+        &self,
+        repository: &str,
+        workflow: &str,
+        since: Timestamp,
+        branch: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut url = self.url(&format!(
+            "repos/{repository}/actions/workflows/{workflow}/runs"
+        ))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("status", "completed")
+                .append_pair(
+                    "created",
+                    &format!(">={}", since.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                )
+                .append_pair("per_page", "100");
+            if let Some(branch) = branch {
+                q.append_pair("branch", branch);
+            }
+        }
+        let mut runs = Vec::new();
+        let mut next = Some(url);
+        while let Some(url) = next {
+            let (body, link) = self.get_page(&url).await?;
+            let page: RunsPage = serde_json::from_str(&body)
+                .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+            runs.extend(page.workflow_runs);
+            next = link;
+        }
+        Ok(runs)
+    }
+
+    /// The commit times of the commits `head` has and `base` has not (one
+    /// compare call; GitHub lists at most 250 commits, and says so in
+    /// `total_commits`, which is returned beside them).
+    pub async fn compare(
+        &self,
+        repository: &str,
+        base: &str,
+        head: &str,
+    ) -> Result<(Vec<Timestamp>, u64)> {
+        let url = self.url(&format!("repos/{repository}/compare/{base}...{head}"))?;
+        let (body, _) = self.get_page(&url).await?;
+        let parsed: Compare = serde_json::from_str(&body)
+            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+        let mut times = Vec::new();
+        for c in parsed.commits {
+            let date = c
+                .commit
+                .committer
+                .and_then(|s| s.date)
+                .or_else(|| c.commit.author.and_then(|s| s.date));
+            if let Some(t) = date.and_then(|d| d.parse().ok()) {
+                times.push(t);
+            }
+        }
+        let total = parsed.total_commits.unwrap_or(times.len() as u64);
+        Ok((times, total))
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        self.api
+            .join(path)
+            .map_err(|e| Error::GitHub(format!("bad URL for {path}: {e}")))
     }
 
     /// How many HTTP requests this client has sent.
@@ -65,7 +158,7 @@ impl GitHub {
             .api
             .join(&format!("repos/{repository}/commits/{sha}"))
             .map_err(|e| Error::GitHub(format!("bad URL for commit {sha}: {e}")))?;
-        let body = self.get(&url).await?;
+        let (body, _) = self.get_page(&url).await?;
         let parsed: CommitResponse = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
         let date = parsed
@@ -78,8 +171,11 @@ impl GitHub {
             .map_err(|_| Error::GitHub(format!("GET {url}: commit date `{date}` is not RFC 3339")))
     }
 
-    async fn get(&self, url: &Url) -> Result<String> {
-        retry(Backoff::GITHUB, || async {
+    /// One GET: the body and the `Link: rel="next"` URL. 5xx and connection
+    /// errors are retried; a rate limit (403/429 with `x-ratelimit-remaining:
+    /// 0` or `retry-after`) waits as long as GitHub asks, within the budget.
+    async fn get_page(&self, url: &Url) -> Result<(String, Option<Url>)> {
+        retry(self.backoff, || async {
             self.calls.fetch_add(1, Ordering::Relaxed);
             let mut request = self
                 .http
@@ -95,10 +191,17 @@ impl GitHub {
                 Err(e) => return Attempt::Retry(describe(&e)),
             };
             let status = response.status();
+            let headers = response.headers().clone();
             let body = response.text().await.unwrap_or_default();
             let detail = || format!("GET {url}: HTTP {status}: {}", first_line(&body));
+            if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
+                return Attempt::RetryAfter(
+                    format!("GET {url}: rate limited (HTTP {status})"),
+                    wait,
+                );
+            }
             match status {
-                s if s.is_success() => Attempt::Done(body),
+                s if s.is_success() => Attempt::Done((body, next_link(&headers))),
                 s if s.is_server_error() => Attempt::Retry(detail()),
                 StatusCode::NOT_FOUND => Attempt::Fail(format!(
                     "{} (is `github-token` allowed to read this repository?)",
@@ -112,8 +215,122 @@ impl GitHub {
     }
 }
 
+#[derive(Deserialize)]
+struct RunsPage {
+    #[serde(default)]
+    workflow_runs: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Compare {
+    total_commits: Option<u64>,
+    #[serde(default)]
+    commits: Vec<CommitResponse>,
+}
+
+/// How long GitHub asks to wait, if this answer is a rate limit: the primary
+/// limit (`x-ratelimit-remaining: 0`, until `x-ratelimit-reset`) or a
+/// secondary one (`retry-after` seconds).
+fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(seconds));
+    }
+    if header("x-ratelimit-remaining") == Some("0") {
+        let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())?;
+        let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+        // One second more: the reset time is rounded down.
+        return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
+    }
+    None
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &HeaderMap) -> Option<Url> {
+    let link = headers.get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| Url::parse(url.trim().trim_start_matches('<').trim_end_matches('>')).ok())
+            .flatten()
+    })
+}
+
 /// The first line of a response body, cut short: enough to say what went wrong.
 fn first_line(body: &str) -> String {
     let line = body.lines().next().unwrap_or("").trim();
     line.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limits_say_how_long_to_wait() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let primary = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1030"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &primary, now),
+            Some(Duration::from_secs(31))
+        );
+        assert_eq!(
+            rate_limit_wait(
+                StatusCode::TOO_MANY_REQUESTS,
+                &headers(&[("retry-after", "7")]),
+                now
+            ),
+            Some(Duration::from_secs(7))
+        );
+        // A 403 that is not a rate limit (no permission) is not waited for.
+        assert_eq!(
+            rate_limit_wait(
+                StatusCode::FORBIDDEN,
+                &headers(&[("x-ratelimit-remaining", "4999")]),
+                now
+            ),
+            None
+        );
+        assert_eq!(rate_limit_wait(StatusCode::OK, &primary, now), None);
+    }
+
+    #[test]
+    fn the_next_page_comes_from_the_link_header() {
+        let h = headers(&[(
+            "link",
+            r#"<https://api.github.com/repositories/1/actions/workflows/deploy.yml/runs?page=2>; rel="next", <https://api.github.com/repositories/1/actions/workflows/deploy.yml/runs?page=5>; rel="last""#,
+        )]);
+        assert_eq!(
+            next_link(&h).unwrap().as_str(),
+            "https://api.github.com/repositories/1/actions/workflows/deploy.yml/runs?page=2"
+        );
+        let last = headers(&[(
+            "link",
+            r#"<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=1>; rel="first""#,
+        )]);
+        assert_eq!(next_link(&last), None);
+        assert_eq!(next_link(&HeaderMap::new()), None);
+    }
 }

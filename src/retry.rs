@@ -28,6 +28,12 @@ impl Backoff {
         max_delay: Duration::from_secs(4),
         budget: Duration::from_secs(20),
     };
+    /// GitHub REST history (workflows mode): a run is worth waiting for, within a minute.
+    pub const GITHUB_HISTORY: Backoff = Backoff {
+        first: Duration::from_millis(500),
+        max_delay: Duration::from_secs(8),
+        budget: Duration::from_secs(60),
+    };
     /// GitHub REST look-ups that can degrade to a warning: give up sooner.
     pub const GITHUB: Backoff = Backoff {
         first: Duration::from_millis(500),
@@ -41,6 +47,8 @@ pub enum Attempt<T> {
     Done(T),
     /// Worth trying again (connection refused, timeout, 5xx); the text says what happened.
     Retry(String),
+    /// The server said when to try again (a rate limit): wait that long, if the budget allows.
+    RetryAfter(String, Duration),
     /// Trying again cannot help (4xx, malformed answer).
     Fail(String),
 }
@@ -60,6 +68,16 @@ where
         match op().await {
             Attempt::Done(v) => return Ok(v),
             Attempt::Fail(e) => return Err(e),
+            Attempt::RetryAfter(e, wait) => {
+                if start.elapsed() + wait > policy.budget {
+                    return Err(format!(
+                        "{e} (the server asks to wait {}s, longer than this action waits)",
+                        wait.as_secs()
+                    ));
+                }
+                tracing::info!("waiting {wait:?} as the server asks: {e}");
+                tokio::time::sleep(wait).await;
+            }
             Attempt::Retry(e) => {
                 if start.elapsed() + delay > policy.budget {
                     let plural = if attempts == 1 { "" } else { "s" };
@@ -109,6 +127,31 @@ mod tests {
         .await;
         assert_eq!(out, Err("400 bad line".into()));
         assert_eq!(calls.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_as_long_as_the_server_asks_within_the_budget() {
+        let start = Instant::now();
+        let calls = Cell::new(0);
+        let out = retry(Backoff::GITHUB_HISTORY, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 1 {
+                    Attempt::RetryAfter("rate limited".into(), Duration::from_secs(30))
+                } else {
+                    Attempt::Done(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(out, Ok(2));
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        let out: Result<(), _> = retry(Backoff::GITHUB_HISTORY, || async {
+            Attempt::RetryAfter("rate limited".into(), Duration::from_secs(3_600))
+        })
+        .await;
+        assert!(out.unwrap_err().contains("asks to wait 3600s"));
     }
 
     #[tokio::test(start_paused = true)]
