@@ -57,6 +57,45 @@ pub struct Deploy {
     pub commit_time: Option<Timestamp>,
     /// Link to the run or deployment, for the summary.
     pub url: Option<String>,
+    /// What the deployments around it say about it (filled by [`annotate`]).
+    pub history: History,
+}
+
+/// What a deployment's neighbours (the same source on the same branch) say about it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// For a success that ends a streak of failures: seconds since the
+    /// streak's first failure (failed-deployment recovery time).
+    pub recovery_seconds: Option<i64>,
+    /// The sha of the previous successful deployment (the base of "what this one shipped").
+    pub previous_success_sha: Option<String>,
+    /// Every commit this deployment shipped, when known.
+    pub changes: Option<Changes>,
+}
+
+/// The commits a deployment shipped since the previous successful one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes {
+    /// How many commits.
+    pub count: u64,
+    /// The median of their lead times (deploy time − each commit's time).
+    pub median_lead_seconds: Option<i64>,
+}
+
+impl Changes {
+    /// The changes of a deployment at `deployed` whose commits are dated
+    /// `commit_times`; `count` may exceed the times GitHub listed (it lists at most 250).
+    pub fn new(deployed: Timestamp, commit_times: &[Timestamp], count: u64) -> Changes {
+        let leads = commit_times
+            .iter()
+            .map(|t| deployed.as_second() - t.as_second())
+            .filter(|l| *l >= 0)
+            .collect();
+        Changes {
+            count,
+            median_lead_seconds: median(leads),
+        }
+    }
 }
 
 impl Deploy {
@@ -69,6 +108,26 @@ impl Deploy {
         }
         let lead = self.time.as_second() - self.commit_time?.as_second();
         (lead >= 0).then_some(lead)
+    }
+
+    /// The lead time the summary reports: the median over every change it
+    /// shipped when known, else the head commit's.
+    pub fn best_lead_time_seconds(&self) -> Option<i64> {
+        if self.status != Status::Success {
+            return None;
+        }
+        self.history
+            .changes
+            .as_ref()
+            .and_then(|c| c.median_lead_seconds)
+            .or_else(|| self.lead_time_seconds())
+    }
+
+    /// Rework (DORA 2024's fifth metric, as a heuristic): a successful
+    /// deployment that follows a failed one of the same source — a fix
+    /// forward or a redeploy. Exactly the deployments that recover.
+    pub fn is_rework(&self) -> bool {
+        self.history.recovery_seconds.is_some()
     }
 
     /// Whether a commit time is known but lies after the deployment.
@@ -98,6 +157,51 @@ pub mod names {
     pub const DEPLOY_EVENT: &str = "dora_workflow_deploy_event";
     pub const DEPLOY_TIMESTAMP: &str = "dora_workflow_deploy_timestamp";
     pub const LEAD_TIME: &str = "dora_workflow_lead_time_seconds";
+    pub const RECOVERY: &str = "dora_workflow_recovery_seconds";
+    pub const REWORK_TIMESTAMP: &str = "dora_workflow_rework_timestamp";
+    pub const CHANGE_LEAD_TIME: &str = "dora_workflow_change_lead_time_seconds";
+    pub const CHANGES: &str = "dora_workflow_changes";
+}
+
+/// Fills in [`History`] for every deployment from the others of the same
+/// repository, source and branch, in event-time order: recovery time (the
+/// first failure after the last success → the next success) and the
+/// previous success's sha. Deployments are not reordered.
+pub fn annotate(deploys: &mut [Deploy]) {
+    let mut order: Vec<usize> = (0..deploys.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&deploys[a], &deploys[b]);
+        (&a.repository, &a.source, &a.branch, a.time).cmp(&(
+            &b.repository,
+            &b.source,
+            &b.branch,
+            b.time,
+        ))
+    });
+    let mut first_failure: Option<Timestamp> = None;
+    let mut last_success: Option<String> = None;
+    let mut stream: Option<(String, String, String)> = None;
+    for i in order {
+        let d = &mut deploys[i];
+        let this = (d.repository.clone(), d.source.clone(), d.branch.clone());
+        if stream.as_ref() != Some(&this) {
+            stream = Some(this);
+            first_failure = None;
+            last_success = None;
+        }
+        d.history.previous_success_sha = last_success.clone();
+        match d.status {
+            Status::Failure => {
+                first_failure.get_or_insert(d.time);
+            }
+            Status::Success => {
+                d.history.recovery_seconds = first_failure
+                    .take()
+                    .map(|f| d.time.as_second() - f.as_second());
+                last_success = Some(d.sha.clone());
+            }
+        }
+    }
 }
 
 /// Labels on every workflow deployment series besides the grouping labels
@@ -145,6 +249,21 @@ pub fn deploy_group(d: &Deploy) -> Group {
             "Seconds from the deployed head commit to the successful deployment.",
             lead as f64,
         ));
+    }
+    if let Some(recovery) = d.history.recovery_seconds {
+        metrics.push((names::RECOVERY, "Failed-deployment recovery time: seconds from the first failure of a streak to this success.", recovery as f64));
+        metrics.push((names::REWORK_TIMESTAMP, "Unix time of a rework deployment: a success that follows a failed deployment of the same source.", d.time.as_second() as f64));
+    }
+    if let Some(changes) = d
+        .history
+        .changes
+        .as_ref()
+        .filter(|_| d.status == Status::Success)
+    {
+        metrics.push((names::CHANGES, "Commits this deployment shipped since the previous successful deployment of the same source.", changes.count as f64));
+        if let Some(median) = changes.median_lead_seconds {
+            metrics.push((names::CHANGE_LEAD_TIME, "Median lead time of the commits this deployment shipped (deploy time − each commit's time).", median as f64));
+        }
     }
     Group {
         grouping,
@@ -214,16 +333,16 @@ pub struct Tally {
     pub events: usize,
     pub deployments: usize,
     pub failures: usize,
-    /// Median head-commit lead time of the successful deployments, seconds.
+    /// Median lead time of the successful deployments (per change where known), seconds.
     pub lead_time_median: Option<i64>,
+    /// Median failed-deployment recovery time of the successes that recovered, seconds.
+    pub recovery_median: Option<i64>,
+    /// Successful deployments that were rework.
+    pub rework: usize,
 }
 
 /// Counts the recorded deployments.
 pub fn tally(deploys: &[Deploy]) -> Tally {
-    let leads: Vec<i64> = deploys
-        .iter()
-        .filter_map(Deploy::lead_time_seconds)
-        .collect();
     Tally {
         events: deploys.len(),
         deployments: deploys
@@ -234,7 +353,19 @@ pub fn tally(deploys: &[Deploy]) -> Tally {
             .iter()
             .filter(|d| d.status == Status::Failure)
             .count(),
-        lead_time_median: median(leads),
+        lead_time_median: median(
+            deploys
+                .iter()
+                .filter_map(Deploy::best_lead_time_seconds)
+                .collect(),
+        ),
+        recovery_median: median(
+            deploys
+                .iter()
+                .filter_map(|d| d.history.recovery_seconds)
+                .collect(),
+        ),
+        rework: deploys.iter().filter(|d| d.is_rework()).count(),
     }
 }
 
@@ -277,6 +408,7 @@ pub(crate) mod fixtures {
                 time: at("2026-11-20T10:30:00Z"),
                 commit_time: Some(at("2026-11-20T10:00:00Z")),
                 url: None,
+                history: History::default(),
             }
         }
         pub fn failure() -> Deploy {
@@ -284,6 +416,14 @@ pub(crate) mod fixtures {
                 status: Status::Failure,
                 ..Deploy::success()
             }
+        }
+        pub fn at(mut self, t: &str) -> Deploy {
+            self.time = at(t);
+            self
+        }
+        pub fn sha(mut self, sha: &str) -> Deploy {
+            self.sha = sha.into();
+            self
         }
         pub fn committed(mut self, t: &str) -> Deploy {
             self.commit_time = Some(at(t));
@@ -415,6 +555,102 @@ mod tests {
     }
 
     #[test]
+    fn recovery_runs_from_the_first_failure_of_a_streak_to_the_next_success() {
+        let mut d = vec![
+            Deploy::success().at("2026-11-20T09:00:00Z").sha("a"),
+            Deploy::failure().at("2026-11-20T10:00:00Z").sha("b"),
+            Deploy::failure().at("2026-11-20T10:20:00Z").sha("c"),
+            Deploy::success().at("2026-11-20T11:30:00Z").sha("d"),
+            Deploy::success().at("2026-11-20T12:00:00Z").sha("e"),
+            // Another source: its own stream.
+            Deploy {
+                source: "Other".into(),
+                ..Deploy::success().at("2026-11-20T11:00:00Z").sha("x")
+            },
+        ];
+        // Order of input does not matter.
+        d.reverse();
+        annotate(&mut d);
+        d.reverse();
+        assert_eq!(d[0].history, History::default());
+        assert_eq!(d[1].history.previous_success_sha.as_deref(), Some("a"));
+        assert_eq!(d[3].history.recovery_seconds, Some(5_400), "11:30 − 10:00");
+        assert!(d[3].is_rework());
+        assert_eq!(d[3].history.previous_success_sha.as_deref(), Some("a"));
+        assert_eq!(d[4].history.recovery_seconds, None);
+        assert_eq!(d[4].history.previous_success_sha.as_deref(), Some("d"));
+        assert_eq!(d[5].history, History::default());
+        let t = tally(&d);
+        assert_eq!((t.recovery_median, t.rework), (Some(5_400), 1));
+    }
+
+    #[test]
+    fn per_change_lead_time_is_the_median_over_the_shipped_commits() {
+        let c = Changes::new(
+            at("2026-11-20T10:30:00Z"),
+            &[
+                at("2026-11-20T10:00:00Z"),
+                at("2026-11-20T08:30:00Z"),
+                at("2026-11-19T10:30:00Z"),
+            ],
+            3,
+        );
+        assert_eq!(
+            c,
+            Changes {
+                count: 3,
+                median_lead_seconds: Some(7_200)
+            }
+        );
+        let d = Deploy {
+            history: History {
+                changes: Some(c),
+                ..History::default()
+            },
+            ..Deploy::success()
+        };
+        assert_eq!(d.best_lead_time_seconds(), Some(7_200));
+        assert_eq!(
+            d.lead_time_seconds(),
+            Some(1_800),
+            "the head commit's lead time stays"
+        );
+        let text = deploy_group(&d).exposition;
+        assert!(
+            text.contains("dora_workflow_changes{") && text.contains("} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dora_workflow_change_lead_time_seconds{"),
+            "{text}"
+        );
+        assert!(text.contains("} 7200\n"), "{text}");
+    }
+
+    #[test]
+    fn a_recovery_is_exposed_with_its_rework_time() {
+        let d = Deploy {
+            history: History {
+                recovery_seconds: Some(5_400),
+                ..History::default()
+            },
+            ..Deploy::success()
+        };
+        let text = deploy_group(&d).exposition;
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("dora_workflow_recovery_seconds{") && l.ends_with(" 5400")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("dora_workflow_rework_timestamp{")
+                    && l.ends_with(" 1795170600")),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn tally_counts_and_takes_the_median_lead_time() {
         let deploys = [
             Deploy::success(),
@@ -429,7 +665,8 @@ mod tests {
                 events: 4,
                 deployments: 3,
                 failures: 1,
-                lead_time_median: Some(1_800)
+                lead_time_median: Some(1_800),
+                ..Tally::default()
             }
         );
         assert_eq!(median(vec![600, 1_800]), Some(1_200));

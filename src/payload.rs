@@ -160,6 +160,7 @@ fn workflow_run(v: &Value, rules: &Rules) -> Result<Observation, String> {
             time,
             commit_time,
             url: opt_string(v, "workflow_run.html_url").map(String::from),
+            history: Default::default(),
         }),
         warnings,
     })
@@ -222,6 +223,7 @@ fn deployment_status(v: &Value) -> Result<Observation, String> {
             url: opt_string(v, "deployment_status.target_url")
                 .or_else(|| opt_string(v, "deployment_status.log_url"))
                 .map(String::from),
+            history: Default::default(),
         }),
         warnings: Vec::new(),
     })

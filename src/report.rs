@@ -103,7 +103,7 @@ impl Report {
                 .lead_time_median
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
-            recovery_seconds: String::new(),
+            recovery_seconds: t.recovery_median.map(|s| s.to_string()).unwrap_or_default(),
         }
     }
 
