@@ -76,7 +76,7 @@ impl GitHub {
 
     /// Completed runs of `workflow` (a file name such as `deploy.yml`, or an
     /// id) created at or after `since`, newest first, following `Link`
-    /// pagination: ⌈runs/100⌉ calls. The runs are returned as GitHub sent
+    /// pagination up to `max_pages` pages of 100: ⌈runs/100⌉ calls. The runs are returned as GitHub sent
     /// them, so they map exactly like a `workflow_run` event's run.
     pub async fn workflow_runs(
         &self,
@@ -84,6 +84,7 @@ impl GitHub {
         workflow: &str,
         since: Timestamp,
         branch: Option<&str>,
+        max_pages: usize,
     ) -> Result<Vec<serde_json::Value>> {
         let mut url = self.url(&format!(
             "repos/{repository}/actions/workflows/{workflow}/runs"
@@ -102,7 +103,9 @@ impl GitHub {
         }
         let mut runs = Vec::new();
         let mut next = Some(url);
-        while let Some(url) = next {
+        let mut pages = 0;
+        while let Some(url) = next.take().filter(|_| pages < max_pages) {
+            pages += 1;
             let (body, link) = self.get_page(&url).await?;
             let page: RunsPage = serde_json::from_str(&body)
                 .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;

@@ -250,9 +250,8 @@ impl Inputs {
             ))
         };
         match self.mode {
-            Mode::Workflows => return later("mode", "mode `workflows`"),
             Mode::Cluster => return later("mode", "mode `cluster`"),
-            Mode::Auto | Mode::Event => {}
+            Mode::Auto | Mode::Event | Mode::Workflows => {}
         }
         // AWS inputs without a cluster would do nothing: say so rather than ignore them.
         if self.cluster_name.is_none() {
@@ -267,9 +266,6 @@ impl Inputs {
                     ));
                 }
             }
-        }
-        if !self.workflows.is_empty() {
-            return later("workflows", "reading workflow history");
         }
         Ok(())
     }
@@ -654,8 +650,6 @@ mod tests {
     #[test]
     fn inputs_of_later_versions_are_refused_not_ignored() {
         assert!(error(&[("INPUT_MODE", "cluster")]).contains("not supported by this version"));
-        assert!(error(&[("INPUT_MODE", "workflows")]).contains("not supported by this version"));
-        assert!(error(&[("INPUT_WORKFLOWS", "deploy.yml")]).starts_with("input `workflows`"));
     }
 
     #[test]

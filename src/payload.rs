@@ -31,15 +31,43 @@ pub struct Rules<'a> {
 /// Parses the payload of event `event_name`. The error names the field (as a
 /// dotted path) that is missing or malformed; the caller adds the file name.
 pub fn parse(event_name: &str, bytes: &[u8], rules: &Rules) -> Result<Observation, String> {
+    parse_value(event_name, &json(bytes)?, rules)
+}
+
+/// The payload as JSON: an object, or an error saying what it is instead.
+pub fn json(bytes: &[u8]) -> Result<Value, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
     if !v.is_object() {
         return Err("not a JSON object".into());
     }
+    Ok(v)
+}
+
+/// [`parse`] for a payload already read as JSON.
+pub fn parse_value(event_name: &str, v: &Value, rules: &Rules) -> Result<Observation, String> {
     match event_name {
-        "workflow_run" => workflow_run(&v, rules),
-        "deployment_status" => deployment_status(&v),
+        "workflow_run" => workflow_run(v, rules),
+        "deployment_status" => deployment_status(v),
         other => Err(format!("event `{other}` carries no deployment")),
     }
+}
+
+/// A run from the REST API (`GET …/actions/workflows/{id}/runs`), which has
+/// the shape of a `workflow_run` event's run: mapped by the very same rules,
+/// so a run gives the same event (and group) from either source.
+pub fn rest_run(
+    run: Value,
+    repository: &str,
+    default_branch: Option<&str>,
+    rules: &Rules,
+) -> Result<Observation, String> {
+    let mut repo = serde_json::json!({ "full_name": repository });
+    if let Some(branch) = default_branch {
+        repo["default_branch"] = Value::String(branch.to_string());
+    }
+    let payload =
+        serde_json::json!({ "action": "completed", "workflow_run": run, "repository": repo });
+    workflow_run(&payload, rules)
 }
 
 /// The value at a dotted path, if present and not null.

@@ -1,7 +1,10 @@
 //! What a run tells people: the step outputs and the job summary
 //! (GitHub-flavoured Markdown). Pure rendering; `run` decides the content.
 
-use crate::dora::{Deploy, Status, Tally, tally};
+use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
+
+/// Event rows shown in the summary; the rest are counted.
+const MAX_ROWS: usize = 50;
 use crate::duration::human;
 
 /// What happened in a run, as the summary and outputs show it.
@@ -31,6 +34,12 @@ pub struct Report {
     pub server_url: String,
     /// The EKS check, when `cluster-name` was set.
     pub cluster: Option<ClusterState>,
+    /// Events pushed by this run (or, in a dry run, that would be).
+    pub new_events: usize,
+    /// Events that were already in the Pushgateway, left as they were.
+    pub already_recorded: usize,
+    /// The window the events were read from (workflows mode's `lookback`), seconds.
+    pub window: Option<u64>,
 }
 
 /// What the EKS check found.
@@ -121,19 +130,41 @@ impl Report {
             md.push_str(&format!("Skipped: {}.\n", cell(reason)));
         } else {
             let plural = if t.events == 1 { "" } else { "s" };
+            let over = self
+                .window
+                .map(|w| format!(" over the last {}", human(w as i64)))
+                .unwrap_or_default();
             md.push_str(&format!(
-                "### DORA metrics: {} event{plural} {verb}\n\n",
+                "### DORA metrics: {} event{plural} {verb}{over}\n\n",
                 t.events
             ));
-            md.push_str(
-                "| source | status | commit | branch | environment | finished | lead time |\n",
-            );
-            md.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
-            for d in &self.recorded {
+            if self.already_recorded > 0 {
+                md.push_str(&format!(
+                    "{} new, {} already in the Pushgateway (left as they were).\n\n",
+                    self.new_events, self.already_recorded
+                ));
+            }
+            if self.window.is_some() {
+                md.push_str(&self.keys_table());
+            }
+            md.push_str("| source | status | commit | branch | environment | finished | lead time | recovery |\n");
+            md.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            let mut newest: Vec<&Deploy> = self.recorded.iter().collect();
+            newest.sort_by_key(|d| std::cmp::Reverse(d.time));
+            for d in newest.iter().take(MAX_ROWS) {
                 md.push_str(&self.row(d));
             }
+            if newest.len() > MAX_ROWS {
+                md.push_str(&format!(
+                    "\n… and {} older events.\n",
+                    newest.len() - MAX_ROWS
+                ));
+            }
             md.push('\n');
-            if let Some(lead) = t.lead_time_median.filter(|_| t.deployments > 1) {
+            if let Some(lead) = t
+                .lead_time_median
+                .filter(|_| t.deployments > 1 && self.window.is_none())
+            {
                 md.push_str(&format!("Median lead time: {}.\n\n", human(lead)));
             }
         }
@@ -160,6 +191,47 @@ impl Report {
         md
     }
 
+    /// The four keys per source over the window, each with its DORA 2024 band.
+    fn keys_table(&self) -> String {
+        let window = self.window.unwrap_or_default();
+        let mut md = String::from(
+            "| source | deployments | failures | change failure rate | deployment frequency | lead time (median) | recovery time (median) | rework |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        for s in by_source(&self.recorded, Some(window)) {
+            let band = |b: Band| format!(" ({})", b.as_str());
+            let rate = s
+                .failure_rate
+                .map(|r| format!("{:.0} %{}", r * 100.0, band(Band::of_failure_rate(r))))
+                .unwrap_or_else(|| "—".into());
+            let freq = s
+                .per_day
+                .map(|f| format!("{f:.2}/day{}", band(Band::of_frequency(f))))
+                .unwrap_or_else(|| "—".into());
+            let lead = s
+                .lead_time_median
+                .map(|l| format!("{}{}", human(l), band(Band::of_lead_time(l))))
+                .unwrap_or_else(|| "—".into());
+            let recovery = s
+                .recovery_median
+                .map(|r| format!("{}{}", human(r), band(Band::of_recovery(r))))
+                .unwrap_or_else(|| "—".into());
+            let rework = if s.deployments > 0 {
+                format!("{} of {}", s.rework, s.deployments)
+            } else {
+                "—".into()
+            };
+            md.push_str(&format!(
+                "| {} | {} | {} | {rate} | {freq} | {lead} | {recovery} | {rework} |\n",
+                cell(&s.source),
+                s.deployments,
+                s.failures
+            ));
+        }
+        md.push('\n');
+        md
+    }
+
     fn row(&self, d: &Deploy) -> String {
         let status = match d.status {
             Status::Success => "✅ success",
@@ -180,12 +252,20 @@ impl Report {
             Some(url) => format!("[{}]({url})", cell(&d.source)),
             None => cell(&d.source),
         };
-        let lead = d
-            .lead_time_seconds()
+        let lead = match (&d.history.changes, d.best_lead_time_seconds()) {
+            (Some(c), Some(l)) if c.median_lead_seconds.is_some() => {
+                let plural = if c.count == 1 { "" } else { "s" };
+                format!("{} ({} change{plural})", human(l), c.count)
+            }
+            (_, l) => l.map(human).unwrap_or_else(|| "—".into()),
+        };
+        let recovery = d
+            .history
+            .recovery_seconds
             .map(human)
             .unwrap_or_else(|| "—".into());
         format!(
-            "| {source} | {status} | {commit} | {} | {} | {} | {lead} |\n",
+            "| {source} | {status} | {commit} | {} | {} | {} | {lead} | {recovery} |\n",
             cell(&d.branch),
             cell(&d.environment),
             d.time.strftime("%Y-%m-%d %H:%M:%SZ"),

@@ -13,12 +13,13 @@ use crate::actions::{self, RunnerFiles};
 use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::dora;
 use crate::github::GitHub;
-use crate::inputs::{Inputs, Mode};
+use crate::inputs::{Branches, Inputs, Mode};
 use crate::kubernetes;
 use crate::payload::{self, Observation, Rules};
 use crate::pushgateway::{Pushgateway, Transport};
 use crate::report::{ClusterState, Report};
 use crate::{Error, Result};
+use futures_util::StreamExt;
 
 /// The runner's context, from the `GITHUB_*` variables.
 #[derive(Debug, Clone)]
@@ -109,59 +110,62 @@ fn fail(e: &Error, files: Option<&RunnerFiles>) -> u8 {
     1
 }
 
-/// One run: validates what the inputs imply, reads the event, records it.
-pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Report> {
-    let event_name = runner.event_name.as_deref().unwrap_or("");
-    match (inputs.mode, event_name) {
-        (Mode::Auto | Mode::Event, "workflow_run" | "deployment_status") => {}
-        (Mode::Event, "") => {
-            return Err(Error::input(
-                "mode",
-                "`event` needs GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by the runner)",
-            ));
-        }
-        (Mode::Event, other) => {
-            return Err(Error::input(
-                "mode",
-                format!(
-                    "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{other}`"
-                ),
-            ));
-        }
-        (Mode::Auto, other) => {
-            let other = if other.is_empty() {
+/// Which mode a run is in, from the `mode` input and the triggering event.
+fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
+    let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status");
+    match inputs.mode {
+        Mode::Auto if is_deploy_event => Ok(Mode::Event),
+        Mode::Auto if !inputs.workflows.is_empty() => Ok(Mode::Workflows),
+        Mode::Auto => {
+            let what = if event_name.is_empty() {
                 "no event".to_string()
             } else {
-                format!("event `{other}`")
+                format!("event `{event_name}`")
             };
-            return Err(Error::input(
+            Err(Error::input(
                 "mode",
                 format!(
-                    "`auto` chose cluster mode for {other}, which this version does not support yet; trigger the workflow on `workflow_run` or `deployment_status`"
+                    "`auto` chose cluster mode for {what}, which this version does not support yet; trigger the workflow on `workflow_run` or `deployment_status`, or set `workflows`"
                 ),
-            ));
+            ))
         }
-        (Mode::Workflows | Mode::Cluster, _) => unreachable!("refused by Inputs::parse"),
+        Mode::Event if is_deploy_event => Ok(Mode::Event),
+        Mode::Event if event_name.is_empty() => Err(Error::input(
+            "mode",
+            "`event` needs GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by the runner)",
+        )),
+        Mode::Event => Err(Error::input(
+            "mode",
+            format!(
+                "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{event_name}`"
+            ),
+        )),
+        Mode::Workflows if inputs.workflows.is_empty() => Err(Error::input(
+            "workflows",
+            "required with `mode: workflows`: the workflow files to read (e.g. `deploy.yml`)",
+        )),
+        Mode::Workflows => Ok(Mode::Workflows),
+        Mode::Cluster => unreachable!("refused by Inputs::parse"),
     }
+}
+
+/// One run: validates what the inputs imply, collects the events, records them.
+pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Report> {
+    let event_name = runner.event_name.as_deref().unwrap_or("");
+    let mode = resolve_mode(inputs, event_name)?;
     if inputs.pushgateway_url.is_none() && inputs.cluster_name.is_none() && !inputs.dry_run {
         return Err(Error::input(
             "pushgateway-url",
             "required when `cluster-name` is empty: set one of them (or `dry-run: true`)",
         ));
     }
-    let path = runner.event_path.clone().ok_or_else(|| {
-        Error::input(
-            "mode",
-            "GITHUB_EVENT_PATH is not set: there is no event payload to read",
-        )
-    })?;
-    let payload_error = |message: String| Error::Payload {
-        path: path.display().to_string(),
-        message,
-    };
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| payload_error(format!("cannot read: {e}")))?;
+    let repository = runner.env.get("GITHUB_REPOSITORY").cloned();
+    if mode == Mode::Workflows && repository.is_none() {
+        return Err(Error::input(
+            "workflows",
+            "GITHUB_REPOSITORY is not set: cannot tell whose workflows to read",
+        ));
+    }
     let environment = inputs
         .environment
         .clone()
@@ -171,26 +175,43 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         deploy_branches: &inputs.deploy_branches,
         environment: &environment,
     };
-    let observation = payload::parse(event_name, &bytes, &rules).map_err(payload_error)?;
-
     let mut report = Report {
         job: inputs.job.clone(),
         dry_run: inputs.dry_run,
         retention: inputs.retention,
         server_url: runner.server_url.clone(),
+        window: (mode == Mode::Workflows).then_some(inputs.lookback),
         ..Report::default()
     };
-    let (mut deploy, warnings) = match observation {
-        Observation::NotADeploy { reason } => return Ok(skip(report, reason)),
-        Observation::Deploy { deploy, warnings } => (*deploy, warnings),
+
+    // Event mode reads its payload before any call: a non-deployment ends the run without one.
+    let payload = match mode {
+        Mode::Event => Some(read_payload(runner)?),
+        _ => None,
     };
-    report.warnings = warnings;
-    if let Some(retention) = inputs.retention
-        && deploy.time.as_second() < now.as_second() - retention as i64
+    let event = match &payload {
+        None => None,
+        Some((path, value)) => {
+            match payload::parse_value(event_name, value, &rules).map_err(|message| {
+                Error::Payload {
+                    path: path.clone(),
+                    message,
+                }
+            })? {
+                Observation::NotADeploy { reason } => return Ok(skip(report, reason)),
+                Observation::Deploy { deploy, warnings } => {
+                    report.warnings = warnings;
+                    Some(*deploy)
+                }
+            }
+        }
+    };
+    if let (Some(d), Some(retention)) = (&event, inputs.retention)
+        && d.time.as_second() < now.as_second() - retention as i64
     {
         let reason = format!(
             "the event ({}) is older than `retention` and would be pruned at once",
-            deploy.time
+            d.time
         );
         if !inputs.dry_run {
             return Ok(skip(report, reason));
@@ -207,9 +228,162 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         .map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
     // The cluster is checked before anything else is called or pushed: a
     // missing or unready cluster ends the run here, with no further call.
+    let pushgateway = match connect(inputs, runner, &http, &mut report).await? {
+        Connect::Skip(reason) => return Ok(skip(report, reason)),
+        Connect::To(pushgateway) => pushgateway.filter(|_| !inputs.dry_run),
+    };
+    report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
+
+    let github = GitHub::new(
+        runner.api_url.clone(),
+        inputs.github_token.clone(),
+        http.clone(),
+    );
+    let mut deploys = match event {
+        Some(deploy) => {
+            event_with_history(
+                &github,
+                inputs,
+                deploy,
+                payload.as_ref().map(|(_, v)| v),
+                event_name,
+                &mut report.warnings,
+            )
+            .await
+        }
+        None => {
+            let repository = repository.as_deref().unwrap_or_default();
+            let default_branch = payload_default_branch(runner);
+            workflow_history(
+                &github,
+                inputs,
+                repository,
+                default_branch,
+                &rules,
+                now,
+                &mut report.warnings,
+            )
+            .await?
+        }
+    };
+    for d in deploys.iter().filter(|d| d.has_future_commit()) {
+        report.warnings.push(format!(
+            "commit {} is dated after the deployment finished: recorded without lead time",
+            d.sha
+        ));
+    }
+    if let Some(retention) = inputs.retention.filter(|_| mode == Mode::Workflows) {
+        deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
+    }
+
+    let groups: Vec<dora::Group> = deploys.iter().map(dora::deploy_group).collect();
+    match pushgateway {
+        None => {
+            changes_of_new(
+                &github,
+                &mut deploys,
+                &vec![true; groups.len()],
+                &mut report.warnings,
+            )
+            .await;
+            let groups: Vec<dora::Group> = deploys.iter().map(dora::deploy_group).collect();
+            let text: String = groups
+                .iter()
+                .map(|g| format!("{}\n{}", group_header(&inputs.job, g), g.exposition))
+                .collect::<Vec<_>>()
+                .join("\n");
+            println!("{text}");
+            report.new_events = groups.len();
+            report.exposition = Some(text);
+        }
+        Some(pushgateway) => {
+            match deliver(
+                &pushgateway,
+                &github,
+                inputs,
+                &mut deploys,
+                groups,
+                now,
+                &mut report,
+            )
+            .await
+            {
+                Ok(()) => {}
+                Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
+                    actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
+                    report.failure = Some(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for w in &report.warnings {
+        actions::warning(w);
+    }
+    report.github_calls = github.calls();
+    report.recorded = deploys;
+    Ok(report)
+}
+
+/// `# group: job=dora repository="…" …`, the line a dry run prints above each group.
+fn group_header(job: &str, group: &dora::Group) -> String {
+    group
+        .grouping
+        .iter()
+        .fold(format!("# group: job={job}"), |h, (k, v)| {
+            format!("{h} {k}={v:?}")
+        })
+}
+
+/// The event payload: where it is and its JSON.
+fn read_payload(runner: &Runner) -> Result<(String, serde_json::Value)> {
+    let path = runner.event_path.clone().ok_or_else(|| {
+        Error::input(
+            "mode",
+            "GITHUB_EVENT_PATH is not set: there is no event payload to read",
+        )
+    })?;
+    let display = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|e| Error::Payload {
+        path: display.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let value = payload::json(&bytes).map_err(|message| Error::Payload {
+        path: display.clone(),
+        message,
+    })?;
+    Ok((display, value))
+}
+
+/// The repository's default branch as the triggering event's payload tells
+/// it (schedule and workflow_dispatch payloads carry the repository), so
+/// workflows mode usually needs no call for it.
+fn payload_default_branch(runner: &Runner) -> Option<String> {
+    let bytes = std::fs::read(runner.event_path.as_ref()?).ok()?;
+    let v = payload::json(&bytes).ok()?;
+    v.pointer("/repository/default_branch")?
+        .as_str()
+        .map(String::from)
+}
+
+/// Where a run pushes, once the cluster (if any) has been checked.
+enum Connect {
+    /// The cluster is missing or not ready: record nothing, say why.
+    Skip(String),
+    /// The Pushgateway; `None` when there is none to reach (a dry run without URL or cluster).
+    To(Option<Pushgateway>),
+}
+
+/// Checks the cluster (when `cluster-name` is set) and builds the way to the Pushgateway.
+async fn connect(
+    inputs: &Inputs,
+    runner: &Runner,
+    http: &Client,
+    report: &mut Report,
+) -> Result<Connect> {
     let mut proxy = None;
     if let Some(name) = &inputs.cluster_name {
-        let (cluster, aws) = check_cluster(name, inputs, runner, &http).await?;
+        let (cluster, aws) = check_cluster(name, inputs, runner, http).await?;
         let mut state = ClusterState {
             name: name.clone(),
             region: aws.region.clone(),
@@ -220,18 +394,17 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             Cluster::Missing => {
                 state.status = "missing".into();
                 report.cluster = Some(state);
-                return Ok(skip(
-                    report,
-                    format!("EKS cluster `{name}` does not exist in {}", aws.region),
-                ));
+                return Ok(Connect::Skip(format!(
+                    "EKS cluster `{name}` does not exist in {}",
+                    aws.region
+                )));
             }
             Cluster::NotReady { status } => {
                 state.status = status.clone();
                 report.cluster = Some(state);
-                return Ok(skip(
-                    report,
-                    format!("EKS cluster `{name}` is {status}, not ACTIVE"),
-                ));
+                return Ok(Connect::Skip(format!(
+                    "EKS cluster `{name}` is {status}, not ACTIVE"
+                )));
             }
             Cluster::Active {
                 endpoint, ca_pem, ..
@@ -252,64 +425,247 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             }
         }
     }
-    let transport = match (&inputs.pushgateway_url, proxy) {
+    Ok(Connect::To(match (&inputs.pushgateway_url, proxy) {
         (Some(url), _) => Some(Pushgateway::new(url.clone(), http.clone())),
         (None, Some(proxy)) => Some(Pushgateway::through(proxy)),
         (None, None) => None,
-    };
-    let pushgateway = transport.filter(|_| !inputs.dry_run);
-    report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
+    }))
+}
 
-    if deploy.commit_time.is_none() && event_name == "deployment_status" {
-        let github = GitHub::new(
-            runner.api_url.clone(),
-            inputs.github_token.clone(),
-            http.clone(),
-        );
+/// Event mode: the event's deployment, with what its workflow's recent runs
+/// say about it (recovery time, the previous success), from one list call.
+/// A `deployment_status` also needs its commit's time (one call). Failed
+/// look-ups degrade to warnings: the deployment is still recorded.
+async fn event_with_history(
+    github: &GitHub,
+    inputs: &Inputs,
+    mut deploy: dora::Deploy,
+    payload: Option<&serde_json::Value>,
+    event_name: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<dora::Deploy> {
+    if event_name == "deployment_status" {
         match github.commit_time(&deploy.repository, &deploy.sha).await {
             Ok(t) => deploy.commit_time = Some(t),
-            Err(e) => report.warnings.push(format!(
+            Err(e) => warnings.push(format!(
                 "commit time of {} unknown, recorded without lead time: {e}",
                 deploy.sha
             )),
         }
-        report.github_calls = github.calls();
+        return vec![deploy];
     }
-    if deploy.has_future_commit() {
-        report.warnings.push(format!(
-            "commit {} is dated after the deployment finished: recorded without lead time",
-            deploy.sha
-        ));
+    if inputs.github_token.is_none() {
+        warnings.push("no `github-token`: the workflow's recent runs were not read, so recovery time and the changes shipped are unknown".into());
+        return vec![deploy];
     }
-    for w in &report.warnings {
-        actions::warning(w);
-    }
-
-    let group = dora::deploy_group(&deploy);
-    report.recorded = vec![deploy];
-    match pushgateway {
-        None => {
-            let header = group
-                .grouping
-                .iter()
-                .fold(format!("# group: job={}", inputs.job), |h, (k, v)| {
-                    format!("{h} {k}={v:?}")
-                });
-            let text = format!("{header}\n{}", group.exposition);
-            println!("{text}");
-            report.exposition = Some(text);
+    let Some(workflow_id) = payload
+        .and_then(|v| v.pointer("/workflow_run/workflow_id"))
+        .and_then(|v| v.as_u64())
+    else {
+        return vec![deploy];
+    };
+    let since = deploy
+        .time
+        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
+        .unwrap_or(deploy.time);
+    let default_branch = payload
+        .and_then(|v| v.pointer("/repository/default_branch"))
+        .and_then(|v| v.as_str());
+    let rules = Rules {
+        deploy_branches: &inputs.deploy_branches,
+        environment: &deploy.environment,
+    };
+    let runs = match github
+        .workflow_runs(
+            &deploy.repository,
+            &workflow_id.to_string(),
+            since,
+            Some(&deploy.branch),
+            1,
+        )
+        .await
+    {
+        Ok(runs) => runs,
+        Err(e) => {
+            warnings.push(format!(
+                "the workflow's recent runs are unknown, so recovery time is too: {e}"
+            ));
+            return vec![deploy];
         }
-        Some(pushgateway) => match deliver(&pushgateway, inputs, &group, now).await {
-            Ok(pruned) => report.pruned = pruned,
-            Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
-                actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
-                report.failure = Some(e.to_string());
-            }
-            Err(e) => return Err(e),
-        },
-    }
-    Ok(report)
+    };
+    let mut all: Vec<dora::Deploy> = runs
+        .into_iter()
+        .filter_map(|run| match payload::rest_run(run, &deploy.repository, default_branch, &rules) {
+            Ok(Observation::Deploy { deploy, .. }) => Some(*deploy),
+            _ => None,
+        })
+        // The event itself is authoritative (the list shows only a run's latest attempt).
+        .filter(|d| !matches!((&d.key, &deploy.key), (dora::EventKey::Run { run_id: a, .. }, dora::EventKey::Run { run_id: b, .. }) if a == b))
+        .filter(|d| d.time <= deploy.time)
+        .collect();
+    all.push(deploy);
+    dora::annotate(&mut all);
+    all.pop().into_iter().collect()
 }
+
+/// Workflows mode: every completed run of each workflow in the lookback
+/// window, as events (⌈runs/100⌉ list calls per workflow).
+async fn workflow_history(
+    github: &GitHub,
+    inputs: &Inputs,
+    repository: &str,
+    default_branch: Option<String>,
+    rules: &Rules<'_>,
+    now: Timestamp,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<dora::Deploy>> {
+    let github_history = github;
+    let default_branch = match (&inputs.deploy_branches, default_branch) {
+        (Branches::DefaultBranch, None) => Some(github_history.default_branch(repository).await?),
+        (_, known) => known,
+    };
+    // A single exact branch narrows the listing on GitHub's side.
+    let branch = match &inputs.deploy_branches {
+        Branches::DefaultBranch => default_branch.clone(),
+        Branches::Patterns(p) if p.len() == 1 && !p[0].contains('*') => Some(p[0].clone()),
+        Branches::Patterns(_) => None,
+    };
+    let since = now
+        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
+        .unwrap_or(now);
+    let mut deploys = Vec::new();
+    for workflow in &inputs.workflows {
+        let runs = github_history
+            .workflow_runs(repository, workflow, since, branch.as_deref(), usize::MAX)
+            .await?;
+        for run in runs {
+            let id = run.get("id").cloned().unwrap_or_default();
+            match payload::rest_run(run, repository, default_branch.as_deref(), rules) {
+                Ok(Observation::Deploy { deploy, .. }) => deploys.push(*deploy),
+                Ok(Observation::NotADeploy { .. }) => {}
+                Err(e) => warnings.push(format!("workflow {workflow}: run {id} skipped: {e}")),
+            }
+        }
+    }
+    dora::annotate(&mut deploys);
+    Ok(deploys)
+}
+
+/// For each new successful deployment with a known previous success: the
+/// commits it shipped, with one compare call each (cached within the run).
+async fn changes_of_new(
+    github: &GitHub,
+    deploys: &mut [dora::Deploy],
+    new: &[bool],
+    warnings: &mut Vec<String>,
+) {
+    let mut cache: BTreeMap<(String, String, String), (Vec<Timestamp>, u64)> = BTreeMap::new();
+    for (d, _) in deploys
+        .iter_mut()
+        .zip(new)
+        .filter(|(d, new)| **new && d.status == dora::Status::Success)
+    {
+        let Some(base) = d.history.previous_success_sha.clone() else {
+            continue;
+        };
+        if base == d.sha {
+            d.history.changes = Some(dora::Changes {
+                count: 0,
+                median_lead_seconds: None,
+            });
+            continue;
+        }
+        let key = (d.repository.clone(), base.clone(), d.sha.clone());
+        if !cache.contains_key(&key) {
+            match github.compare(&d.repository, &base, &d.sha).await {
+                Ok(found) => {
+                    cache.insert(key.clone(), found);
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "changes shipped by {} unknown (head-commit lead time only): {e}",
+                        d.sha
+                    ));
+                    continue;
+                }
+            }
+        }
+        let (times, count) = &cache[&key];
+        d.history.changes = Some(dora::Changes::new(d.time, times, *count));
+    }
+}
+
+/// Reads the stored groups, finds which events are new, completes their
+/// per-change lead times, prunes this job's expired groups, then pushes each
+/// new event with one PUT (a few at a time). Events already stored are left
+/// as they are: re-running changes nothing.
+///
+/// The Pushgateway keeps an empty group behind after rejecting a push (400);
+/// if the group did not exist before, that shell is deleted again, so a
+/// failed push leaves no trace of the event.
+async fn deliver(
+    pushgateway: &Pushgateway,
+    github: &GitHub,
+    inputs: &Inputs,
+    deploys: &mut [dora::Deploy],
+    groups: Vec<dora::Group>,
+    now: Timestamp,
+    report: &mut Report,
+) -> Result<()> {
+    let stored = pushgateway.groups().await?;
+    let existing: std::collections::BTreeSet<_> = stored.iter().map(|g| &g.labels).collect();
+    let new: Vec<bool> = groups
+        .iter()
+        .map(|g| !existing.contains(&g.labels(&inputs.job)))
+        .collect();
+    changes_of_new(github, deploys, &new, &mut report.warnings).await;
+    if let Some(retention) = inputs.retention {
+        for expired in dora::expired(&stored, &inputs.job, now, retention) {
+            pushgateway.delete(&expired.labels).await?;
+            report.pruned += 1;
+        }
+    }
+    let to_push: Vec<dora::Group> = deploys
+        .iter()
+        .zip(&new)
+        .filter(|(_, n)| **n)
+        .map(|(d, _)| dora::deploy_group(d))
+        .collect();
+    report.new_events = to_push.len();
+    report.already_recorded = groups.len() - to_push.len();
+    let results: Vec<Result<()>> =
+        futures_util::stream::iter(to_push.iter().map(|group| async move {
+            let labels = group.labels(&inputs.job);
+            let pushed = pushgateway
+                .put(&inputs.job, &group.grouping, &group.exposition)
+                .await;
+            if pushed.is_err() && pushgateway.delete(&labels).await.is_err() {
+                tracing::warn!("could not remove the empty group a failed push may have left");
+            }
+            pushed
+        }))
+        .buffer_unordered(PUSH_CONCURRENCY)
+        .collect()
+        .await;
+    let failed: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+    match failed.len() {
+        0 => Ok(()),
+        n => {
+            let first = failed
+                .into_iter()
+                .next()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            Err(Error::Pushgateway(format!(
+                "{n} of {} events not pushed; first: {first}",
+                to_push.len()
+            )))
+        }
+    }
+}
+
+/// Pushes in flight at once: enough to hide latency, few enough for a small Pushgateway.
+const PUSH_CONCURRENCY: usize = 8;
 
 /// Ends a run that records nothing: a notice saying why, and the summary's reason.
 fn skip(mut report: Report, reason: String) -> Report {
@@ -368,38 +724,4 @@ async fn check_cluster(
     let aws = Aws::new(region, creds, eks, http.clone());
     let cluster = aws.describe_cluster(name).await?;
     Ok((cluster, aws))
-}
-
-/// Reads the stored groups, prunes this job's expired ones, then pushes the
-/// event's group with one PUT. Returns how many groups were pruned.
-///
-/// The Pushgateway keeps an empty group behind after rejecting a push (400);
-/// if the group did not exist before, that shell is deleted again, so a
-/// failed run leaves no trace of the event.
-async fn deliver(
-    pushgateway: &Pushgateway,
-    inputs: &Inputs,
-    group: &dora::Group,
-    now: Timestamp,
-) -> Result<usize> {
-    let stored = pushgateway.groups().await?;
-    let mut pruned = 0;
-    if let Some(retention) = inputs.retention {
-        for expired in dora::expired(&stored, &inputs.job, now, retention) {
-            pushgateway.delete(&expired.labels).await?;
-            pruned += 1;
-        }
-    }
-    let labels = group.labels(&inputs.job);
-    let existed = stored.iter().any(|g| g.labels == labels);
-    if let Err(e) = pushgateway
-        .put(&inputs.job, &group.grouping, &group.exposition)
-        .await
-    {
-        if !existed && pushgateway.delete(&labels).await.is_err() {
-            tracing::warn!("could not remove the empty group a failed push may have left");
-        }
-        return Err(e);
-    }
-    Ok(pruned)
 }

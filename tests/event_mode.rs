@@ -9,19 +9,38 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{Action, Prometheus, Pushgateway, fixture};
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SHA: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
 const DEPLOYED_AT: f64 = 1_795_170_600.0; // 2026-11-20T10:30:00Z
 
 /// An action run that records `workflow_run/<name>` into `pg`, keeping every
-/// event (the fixtures' dates must not age out of the default retention).
-fn run_event(pg: &Pushgateway, name: &str) -> Action {
+/// event (the fixtures' dates must not age out of the default retention),
+/// with GitHub REST at `github` (which the recovery-time look-up calls).
+fn run_event(pg: &Pushgateway, github: &MockServer, name: &str) -> Action {
     Action::new()
         .event("workflow_run", &fixture(&format!("workflow_run/{name}")))
         .input("pushgateway-url", &pg.url)
         .input("retention", "0")
+        .input("github-token", "ghs_test")
+        .env("GITHUB_API_URL", &github.uri())
+}
+
+/// A GitHub REST mock whose workflow run listings are empty: no earlier runs.
+async fn no_history() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(
+            r"^/repos/octo-org/shop/actions/workflows/[^/]+/runs$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"total_count": 0, "workflow_runs": []})),
+        )
+        .mount(&server)
+        .await;
+    server
 }
 
 /// A copy of a fixture with some fields replaced (JSON pointer → value), in `dir`.
@@ -44,7 +63,8 @@ fn rfc3339(unix: i64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_successful_run_becomes_one_group_at_its_own_time() {
     let pg = Pushgateway::start().await;
-    let out = run_event(&pg, "success.json").run().await;
+    let gh = no_history().await;
+    let out = run_event(&pg, &gh, "success.json").run().await;
     out.assert_code(0);
     assert_eq!(out.output("skipped"), "false");
     assert_eq!(out.output("events"), "1");
@@ -112,12 +132,13 @@ async fn a_successful_run_becomes_one_group_at_its_own_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_are_events_without_lead_time() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     for (name, run_id) in [
         ("failure.json", "7002"),
         ("timed_out.json", "7003"),
         ("startup_failure.json", "7004"),
     ] {
-        let out = run_event(&pg, name).run().await;
+        let out = run_event(&pg, &gh, name).run().await;
         out.assert_code(0);
         assert_eq!(
             (
@@ -155,6 +176,7 @@ async fn failures_are_events_without_lead_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     for (name, why) in [
         (
             "cancelled.json",
@@ -167,7 +189,7 @@ async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
             "branch `feature/retry` is not a deploy branch",
         ),
     ] {
-        let out = run_event(&pg, name).run().await;
+        let out = run_event(&pg, &gh, name).run().await;
         out.assert_code(0);
         assert_eq!(out.output("skipped"), "true", "{name}");
         assert_eq!(out.output("events"), "0", "{name}");
@@ -190,7 +212,8 @@ async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_branches_widen_what_counts() {
     let pg = Pushgateway::start().await;
-    let out = run_event(&pg, "feature_branch.json")
+    let gh = no_history().await;
+    let out = run_event(&pg, &gh, "feature_branch.json")
         .input("deploy-branches", "main, feature/*")
         .run()
         .await;
@@ -206,6 +229,7 @@ async fn deploy_branches_widen_what_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_source_label_is_never_empty_and_odd_names_survive() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     for (name, run_id, source) in [
         ("empty_name.json", "7009", "deploy.yml"),
         ("no_name_no_path.json", "7010", "workflow-1001"),
@@ -215,7 +239,7 @@ async fn the_source_label_is_never_empty_and_odd_names_survive() {
             "Deploy \"prod\" / eu-west ✓ déploiement",
         ),
     ] {
-        run_event(&pg, name)
+        run_event(&pg, &gh, name)
             .input("deploy-branches", "*")
             .run()
             .await
@@ -243,7 +267,8 @@ async fn the_source_label_is_never_empty_and_odd_names_survive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn payload_times_with_offsets_give_the_right_lead_time() {
     let pg = Pushgateway::start().await;
-    let out = run_event(&pg, "offset_times.json").run().await;
+    let gh = no_history().await;
+    let out = run_event(&pg, &gh, "offset_times.json").run().await;
     out.assert_code(0);
     assert_eq!(out.output("lead-time-seconds"), "1800");
 }
@@ -251,8 +276,9 @@ async fn payload_times_with_offsets_give_the_right_lead_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     let file = fixture("workflow_run/missing_updated_at.json");
-    let out = run_event(&pg, "missing_updated_at.json").run().await;
+    let out = run_event(&pg, &gh, "missing_updated_at.json").run().await;
     out.assert_code(1);
     let errors = out.error_lines();
     assert_eq!(errors.len(), 1, "{}", out.stdout);
@@ -266,7 +292,7 @@ async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
     );
     assert_eq!(pg.groups().await, vec![]);
 
-    let out = run_event(&pg, "not_json.json").run().await;
+    let out = run_event(&pg, &gh, "not_json.json").run().await;
     out.assert_code(1);
     assert!(
         out.error_lines()[0].contains("not valid JSON"),
@@ -276,7 +302,7 @@ async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert_eq!(pg.groups().await, vec![]);
 
-    let out = run_event(&pg, "success.json")
+    let out = run_event(&pg, &gh, "success.json")
         .env("GITHUB_EVENT_NAME", "deployment_status")
         .run()
         .await;
@@ -292,6 +318,7 @@ async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     for (input, value) in [
         ("mode", "deploy"),
         ("dry-run", "yes"),
@@ -299,7 +326,7 @@ async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
         ("pushgateway-url", "pushgateway:9091"),
         ("cluster-name", "prod eks!"),
     ] {
-        let out = run_event(&pg, "success.json")
+        let out = run_event(&pg, &gh, "success.json")
             .input(input, value)
             .run()
             .await;
@@ -332,9 +359,16 @@ async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rerunning_the_same_event_changes_nothing() {
     let pg = Pushgateway::start().await;
-    run_event(&pg, "success.json").run().await.assert_code(0);
+    let gh = no_history().await;
+    run_event(&pg, &gh, "success.json")
+        .run()
+        .await
+        .assert_code(0);
     let first = pg.groups().await;
-    run_event(&pg, "success.json").run().await.assert_code(0);
+    run_event(&pg, &gh, "success.json")
+        .run()
+        .await
+        .assert_code(0);
     let mut second = pg.groups().await;
     assert_eq!(second.len(), 1);
     second[0].push_time_seconds = first[0].push_time_seconds;
@@ -344,8 +378,9 @@ async fn rerunning_the_same_event_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_never_overwrite_each_other() {
     let pg = Pushgateway::start().await;
-    let runs =
-        ["success.json", "failure.json", "timed_out.json"].map(|name| run_event(&pg, name).run());
+    let gh = no_history().await;
+    let runs = ["success.json", "failure.json", "timed_out.json"]
+        .map(|name| run_event(&pg, &gh, name).run());
     let [a, b, c] = runs;
     let (a, b, c) = tokio::join!(a, b, c);
     for out in [a, b, c] {
@@ -444,7 +479,8 @@ async fn expired_groups_of_this_job_are_pruned_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_older_than_retention_is_not_pushed() {
     let pg = Pushgateway::start().await;
-    let out = run_event(&pg, "success.json")
+    let gh = no_history().await;
+    let out = run_event(&pg, &gh, "success.json")
         .input("retention", "1h")
         .run()
         .await;
@@ -488,10 +524,13 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
         "retried for {took:?}"
     );
 
+    let gh = no_history().await;
     let out = Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
         .input("pushgateway-url", &url)
         .input("retention", "0")
+        .input("github-token", "ghs_test")
+        .env("GITHUB_API_URL", &gh.uri())
         .input("fail-on-error", "false")
         .timeout(Duration::from_secs(60))
         .run()
@@ -510,10 +549,11 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_push_fails_and_leaves_no_group_behind() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     // Another group declares the same metric name as a counter: the Pushgateway must refuse our gauge.
     let clash = "# TYPE dora_workflow_deploy_event counter\ndora_workflow_deploy_event 1\n";
     assert_eq!(pg.put_raw("/metrics/job/legacy", clash).await, 200);
-    let out = run_event(&pg, "success.json").run().await;
+    let out = run_event(&pg, &gh, "success.json").run().await;
     out.assert_code(1);
     let errors = out.error_lines();
     assert_eq!(errors.len(), 1, "{}", out.stdout);
@@ -535,7 +575,8 @@ async fn a_rejected_push_fails_and_leaves_no_group_behind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_contacts_no_server_and_shows_the_exposition() {
     let pg = Pushgateway::start().await;
-    let out = run_event(&pg, "success.json")
+    let gh = no_history().await;
+    let out = run_event(&pg, &gh, "success.json")
         .input("dry-run", "true")
         .run()
         .await;
@@ -709,13 +750,14 @@ async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_sees_the_history_by_event_time() {
     let pg = Pushgateway::start().await;
+    let gh = no_history().await;
     for name in [
         "success.json",
         "failure.json",
         "timed_out.json",
         "cancelled.json",
     ] {
-        run_event(&pg, name).run().await.assert_code(0);
+        run_event(&pg, &gh, name).run().await.assert_code(0);
     }
     let prom = Prometheus::start(&pg).await;
     let deploys = prom

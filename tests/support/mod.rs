@@ -17,6 +17,10 @@
 //! Not every test binary uses every item, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod aws;
+pub mod kube;
+pub mod oidc;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::TcpListener;
