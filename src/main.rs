@@ -7,7 +7,9 @@ dora-action: delivery signals as DORA metrics in Prometheus
 
 A GitHub container action. It reads its inputs from INPUT_* variables and the
 event from GITHUB_EVENT_NAME / GITHUB_EVENT_PATH, the way the runner passes
-them, records the deployment in a Pushgateway (one group per event), and
+them; records the triggering deployment (event mode) or the deploy workflows'
+history from the REST API (workflows mode) in a Pushgateway, one group per
+event, reached by URL or inside an EKS cluster through the API server; and
 writes step outputs (GITHUB_OUTPUT) and a job summary (GITHUB_STEP_SUMMARY),
 or prints both when those are unset.
 
@@ -18,10 +20,10 @@ Run locally on an example event, without any server:
   INPUT_DRY-RUN=true dora-action
 
 Inputs (INPUT_<NAME>, hyphens kept; see action.yml and README.md):
-  mode, pushgateway-url, job, environment, deploy-branches, retention,
-  github-token, dry-run, fail-on-error, and for later modes cluster-name,
-  aws-region, role-to-assume, pushgateway-service, workflows, lookback,
-  kustomizations, canary-namespaces.
+  mode, workflows, lookback, pushgateway-url, cluster-name, aws-region,
+  role-to-assume, pushgateway-service, job, environment, deploy-branches,
+  retention, github-token, dry-run, fail-on-error, and for cluster mode
+  (not in this version) kustomizations, canary-namespaces.
 
 Exit status: 0 recorded or skipped, 1 an error (one ::error:: line says which).
 ";
