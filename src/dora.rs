@@ -17,6 +17,9 @@ use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 pub enum Status {
     Success,
     Failure,
+    /// A Flux revision applied but not Ready: recorded, yet neither a
+    /// deployment nor a failed one.
+    NotReady,
 }
 
 impl Status {
@@ -25,6 +28,7 @@ impl Status {
         match self {
             Status::Success => "success",
             Status::Failure => "failure",
+            Status::NotReady => "not_ready",
         }
     }
 }
@@ -37,6 +41,16 @@ pub enum EventKey {
     Run { run_id: u64, attempt: u64 },
     /// One status of a GitHub deployment.
     Deployment { id: u64, status_id: u64 },
+    /// A revision a Flux Kustomization applied (the source is the Kustomization).
+    Flux { namespace: String, revision: String },
+    /// A terminal outcome of a Flagger Canary (the source is the Canary):
+    /// each (phase, transition time) is its own event, so every rollback the
+    /// status shows counts once, however often the action runs.
+    Canary {
+        namespace: String,
+        phase: String,
+        transition: i64,
+    },
 }
 
 /// A deployment observed from a GitHub Actions workflow run or a GitHub deployment status.
@@ -99,6 +113,25 @@ impl Changes {
 }
 
 impl Deploy {
+    /// What a deployment's history is made of: the same kind of source, the
+    /// same repository (or namespace), the same source, the same branch.
+    fn stream(&self) -> (u8, String, String, String) {
+        match &self.key {
+            EventKey::Run { .. } | EventKey::Deployment { .. } => (
+                0,
+                self.repository.clone(),
+                self.source.clone(),
+                self.branch.clone(),
+            ),
+            EventKey::Flux { namespace, .. } => {
+                (1, namespace.clone(), self.source.clone(), String::new())
+            }
+            EventKey::Canary { namespace, .. } => {
+                (2, namespace.clone(), self.source.clone(), String::new())
+            }
+        }
+    }
+
     /// Lead time for changes of this deployment's head commit: deploy time −
     /// commit time, for successful deployments only. `None` when the commit
     /// time is unknown or later than the deployment (clock skew, rewritten history).
@@ -161,6 +194,12 @@ pub mod names {
     pub const REWORK_TIMESTAMP: &str = "dora_workflow_rework_timestamp";
     pub const CHANGE_LEAD_TIME: &str = "dora_workflow_change_lead_time_seconds";
     pub const CHANGES: &str = "dora_workflow_changes";
+    pub const FLUX_APPLIED: &str = "dora_flux_applied_timestamp";
+    pub const FLUX_READY: &str = "dora_flux_ready";
+    pub const FLUX_LEAD_TIME: &str = "dora_flux_lead_time_seconds";
+    pub const CANARY_PHASE: &str = "dora_flagger_canary_phase";
+    pub const CANARY_TIMESTAMP: &str = "dora_flagger_canary_timestamp";
+    pub const CANARY_RECOVERY: &str = "dora_flagger_recovery_seconds";
 }
 
 /// Fills in [`History`] for every deployment from the others of the same
@@ -171,19 +210,14 @@ pub fn annotate(deploys: &mut [Deploy]) {
     let mut order: Vec<usize> = (0..deploys.len()).collect();
     order.sort_by(|&a, &b| {
         let (a, b) = (&deploys[a], &deploys[b]);
-        (&a.repository, &a.source, &a.branch, a.time).cmp(&(
-            &b.repository,
-            &b.source,
-            &b.branch,
-            b.time,
-        ))
+        (a.stream(), a.time).cmp(&(b.stream(), b.time))
     });
     let mut first_failure: Option<Timestamp> = None;
     let mut last_success: Option<String> = None;
-    let mut stream: Option<(String, String, String)> = None;
+    let mut stream = None;
     for i in order {
+        let this = deploys[i].stream();
         let d = &mut deploys[i];
-        let this = (d.repository.clone(), d.source.clone(), d.branch.clone());
         if stream.as_ref() != Some(&this) {
             stream = Some(this);
             first_failure = None;
@@ -200,74 +234,133 @@ pub fn annotate(deploys: &mut [Deploy]) {
                     .map(|f| d.time.as_second() - f.as_second());
                 last_success = Some(d.sha.clone());
             }
+            Status::NotReady => {}
         }
     }
 }
 
-/// Labels on every workflow deployment series besides the grouping labels
-/// (`repository`, `workflow`, `run_id`, `run_attempt` or `deployment_id`,
-/// `deployment_status_id`), which the Pushgateway adds to each series.
-const DEPLOY_LABELS: [&str; 5] = ["source", "status", "branch", "sha", "environment"];
-
-/// The group for one deployment. Never an empty label value: the fields are
-/// non-empty by construction in [`crate::payload`].
+/// The group for one event: its grouping labels, and its series with the
+/// event's own labels. Never an empty label value: an unknown value (a
+/// Flux source outside GitHub has no repository) leaves the label out.
 pub fn deploy_group(d: &Deploy) -> Group {
-    let mut grouping = vec![("repository".to_string(), d.repository.clone())];
-    match d.key {
-        EventKey::Run { run_id, attempt } => {
-            grouping.push(("workflow".into(), d.source.clone()));
-            grouping.push(("run_id".into(), run_id.to_string()));
-            grouping.push(("run_attempt".into(), attempt.to_string()));
+    let mut grouping: Vec<(String, String)> = Vec::new();
+    let mut labels: Vec<(&str, &str)> = vec![("source", &d.source), ("status", d.status.as_str())];
+    let mut metrics: Vec<(&str, &str, f64)> = Vec::new();
+    let time = d.time.as_second() as f64;
+    match &d.key {
+        EventKey::Run { .. } | EventKey::Deployment { .. } => {
+            grouping.push(("repository".into(), d.repository.clone()));
+            match &d.key {
+                EventKey::Run { run_id, attempt } => {
+                    grouping.push(("workflow".into(), d.source.clone()));
+                    grouping.push(("run_id".into(), run_id.to_string()));
+                    grouping.push(("run_attempt".into(), attempt.to_string()));
+                }
+                EventKey::Deployment { id, status_id } => {
+                    grouping.push(("deployment_id".into(), id.to_string()));
+                    grouping.push(("deployment_status_id".into(), status_id.to_string()));
+                }
+                _ => unreachable!(),
+            }
+            labels.extend([("branch", d.branch.as_str()), ("sha", &d.sha)]);
+            metrics.push((names::DEPLOY_EVENT, "A deployment by a GitHub Actions workflow or a GitHub deployment; always 1, the labels say how it ended.", 1.0));
+            metrics.push((names::DEPLOY_TIMESTAMP, "Unix time the deployment finished, from the event itself (not the collector's clock).", time));
+            if let Some(lead) = d.lead_time_seconds() {
+                metrics.push((
+                    names::LEAD_TIME,
+                    "Seconds from the deployed head commit to the successful deployment.",
+                    lead as f64,
+                ));
+            }
+            if let Some(recovery) = d.history.recovery_seconds {
+                metrics.push((names::RECOVERY, "Failed-deployment recovery time: seconds from the first failure of a streak to this success.", recovery as f64));
+                metrics.push((names::REWORK_TIMESTAMP, "Unix time of a rework deployment: a success that follows a failed deployment of the same source.", time));
+            }
+            if let Some(changes) = d
+                .history
+                .changes
+                .as_ref()
+                .filter(|_| d.status == Status::Success)
+            {
+                metrics.push((names::CHANGES, "Commits this deployment shipped since the previous successful deployment of the same source.", changes.count as f64));
+                if let Some(median) = changes.median_lead_seconds {
+                    metrics.push((names::CHANGE_LEAD_TIME, "Median lead time of the commits this deployment shipped (deploy time − each commit's time).", median as f64));
+                }
+            }
         }
-        EventKey::Deployment { id, status_id } => {
-            grouping.push(("deployment_id".into(), id.to_string()));
-            grouping.push(("deployment_status_id".into(), status_id.to_string()));
+        EventKey::Flux {
+            namespace,
+            revision,
+        } => {
+            grouping.push(("namespace".into(), namespace.clone()));
+            grouping.push(("kustomization".into(), d.source.clone()));
+            grouping.push(("revision".into(), revision.clone()));
+            let ready = d.status == Status::Success;
+            labels.extend([
+                ("ready", if ready { "true" } else { "false" }),
+                ("sha", d.sha.as_str()),
+                ("repository", &d.repository),
+            ]);
+            metrics.push((names::FLUX_APPLIED, "Unix time a Flux Kustomization's revision became Ready (or, not Ready, last changed), from its Ready condition.", time));
+            metrics.push((
+                names::FLUX_READY,
+                "Whether the applied Flux revision is Ready (1) or not (0).",
+                if ready { 1.0 } else { 0.0 },
+            ));
+            if let Some(lead) = d.lead_time_seconds() {
+                metrics.push((
+                    names::FLUX_LEAD_TIME,
+                    "Seconds from the revision's commit to the Flux revision applied and Ready.",
+                    lead as f64,
+                ));
+            }
+        }
+        EventKey::Canary {
+            namespace,
+            phase,
+            transition,
+        } => {
+            grouping.push(("namespace".into(), namespace.clone()));
+            grouping.push(("canary".into(), d.source.clone()));
+            grouping.push(("phase".into(), phase.clone()));
+            grouping.push(("transition".into(), transition.to_string()));
+            metrics.push((names::CANARY_TIMESTAMP, "Unix time a Flagger canary reached a terminal phase (Succeeded: promoted; Failed: rolled back).", time));
+            if let Some(recovery) = d.history.recovery_seconds {
+                metrics.push((names::CANARY_RECOVERY, "Failed-deployment recovery time of a canary: seconds from its first Failed to the next Succeeded.", recovery as f64));
+            }
         }
     }
-    let values = [
-        d.source.as_str(),
-        d.status.as_str(),
-        &d.branch,
-        &d.sha,
-        &d.environment,
-    ];
-    let mut metrics = vec![
-        (
-            names::DEPLOY_EVENT,
-            "A deployment by a GitHub Actions workflow or a GitHub deployment; always 1, the labels say how it ended.",
-            1.0,
-        ),
-        (
-            names::DEPLOY_TIMESTAMP,
-            "Unix time the deployment finished, from the event itself (not the collector's clock).",
-            d.time.as_second() as f64,
-        ),
-    ];
-    if let Some(lead) = d.lead_time_seconds() {
-        metrics.push((
-            names::LEAD_TIME,
-            "Seconds from the deployed head commit to the successful deployment.",
-            lead as f64,
-        ));
-    }
-    if let Some(recovery) = d.history.recovery_seconds {
-        metrics.push((names::RECOVERY, "Failed-deployment recovery time: seconds from the first failure of a streak to this success.", recovery as f64));
-        metrics.push((names::REWORK_TIMESTAMP, "Unix time of a rework deployment: a success that follows a failed deployment of the same source.", d.time.as_second() as f64));
-    }
-    if let Some(changes) = d
-        .history
-        .changes
-        .as_ref()
-        .filter(|_| d.status == Status::Success)
-    {
-        metrics.push((names::CHANGES, "Commits this deployment shipped since the previous successful deployment of the same source.", changes.count as f64));
-        if let Some(median) = changes.median_lead_seconds {
-            metrics.push((names::CHANGE_LEAD_TIME, "Median lead time of the commits this deployment shipped (deploy time − each commit's time).", median as f64));
-        }
-    }
+    labels.push(("environment", &d.environment));
+    labels.retain(|(_, v)| !v.is_empty());
+    let (names, values): (Vec<&str>, Vec<&str>) = labels.into_iter().unzip();
     Group {
         grouping,
-        exposition: encode(&metrics, &DEPLOY_LABELS, &values),
+        exposition: encode(&metrics, &names, &values),
+    }
+}
+
+/// The current phase of a Flagger Canary: state, not an event, so one group
+/// per canary, replaced on every run.
+pub fn canary_phase_group(namespace: &str, canary: &str, phase: &str, environment: &str) -> Group {
+    let grouping = vec![
+        ("namespace".to_string(), namespace.to_string()),
+        ("canary".to_string(), canary.to_string()),
+    ];
+    let metrics = [(
+        names::CANARY_PHASE,
+        "The current phase of a Flagger canary (the label); always 1.",
+        1.0,
+    )];
+    let mut labels = vec![
+        ("source", canary),
+        ("phase", phase),
+        ("environment", environment),
+    ];
+    labels.retain(|(_, v)| !v.is_empty());
+    let (names, values): (Vec<&str>, Vec<&str>) = labels.into_iter().unzip();
+    Group {
+        grouping,
+        exposition: encode(&metrics, &names, &values),
     }
 }
 
@@ -311,6 +404,79 @@ impl StoredGroup {
     }
 }
 
+/// Whether `stored` already holds event `d` as it is now. A Flux revision
+/// that was not Ready when stored and is now (or the other way round) is not:
+/// its group is replaced.
+pub fn is_recorded(stored: &StoredGroup, d: &Deploy) -> bool {
+    let value = |name: &str| stored.metrics.get(name).and_then(|v| v.first().copied());
+    match d.key {
+        EventKey::Flux { .. } => {
+            let ready = if d.status == Status::Success {
+                1.0
+            } else {
+                0.0
+            };
+            value(names::FLUX_READY) == Some(ready)
+                && value(names::FLUX_APPLIED) == Some(d.time.as_second() as f64)
+        }
+        EventKey::Canary { .. } => value(names::CANARY_TIMESTAMP).is_some(),
+        EventKey::Run { .. } | EventKey::Deployment { .. } => {
+            value(names::DEPLOY_TIMESTAMP).is_some()
+        }
+    }
+}
+
+/// A canary outcome stored by an earlier run, back as an event, so a
+/// `Succeeded` now can find the `Failed` it recovers from.
+pub fn stored_canary_outcome(g: &StoredGroup) -> Option<Deploy> {
+    let label = |k: &str| g.labels.get(k).cloned();
+    let phase = label("phase")?;
+    let status = match phase.as_str() {
+        "Succeeded" => Status::Success,
+        "Failed" => Status::Failure,
+        _ => return None,
+    };
+    let transition: i64 = label("transition")?.parse().ok()?;
+    Some(Deploy {
+        repository: String::new(),
+        source: label("canary")?,
+        key: EventKey::Canary {
+            namespace: label("namespace")?,
+            phase,
+            transition,
+        },
+        status,
+        branch: String::new(),
+        sha: String::new(),
+        environment: String::new(),
+        time: Timestamp::from_second(transition).ok()?,
+        commit_time: None,
+        url: None,
+        history: History::default(),
+    })
+}
+
+/// Fills in the history of this run's canary outcomes from themselves and
+/// the outcomes stored before: every rollback the Pushgateway holds counts.
+pub fn annotate_canaries(deploys: &mut [Deploy], stored: &[StoredGroup]) {
+    let current: Vec<usize> = (0..deploys.len())
+        .filter(|&i| matches!(deploys[i].key, EventKey::Canary { .. }))
+        .collect();
+    if current.is_empty() {
+        return;
+    }
+    let mut all: Vec<Deploy> = current.iter().map(|&i| deploys[i].clone()).collect();
+    let past = stored
+        .iter()
+        .filter_map(stored_canary_outcome)
+        .filter(|p| !all.iter().any(|d| d.key == p.key && d.source == p.source));
+    all.extend(past.collect::<Vec<_>>());
+    annotate(&mut all);
+    for (k, &i) in current.iter().enumerate() {
+        deploys[i].history = all[k].history.clone();
+    }
+}
+
 /// The groups of `job` whose event is older than `retention` seconds before
 /// `now`. Groups of other jobs, and groups without an event time, are never touched.
 pub fn expired<'a>(
@@ -344,7 +510,10 @@ pub struct Tally {
 /// Counts the recorded deployments.
 pub fn tally(deploys: &[Deploy]) -> Tally {
     Tally {
-        events: deploys.len(),
+        events: deploys
+            .iter()
+            .filter(|d| d.status != Status::NotReady)
+            .count(),
         deployments: deploys
             .iter()
             .filter(|d| d.status == Status::Success)
@@ -758,6 +927,140 @@ mod tests {
                 .any(|l| l.starts_with("dora_workflow_rework_timestamp{")
                     && l.ends_with(" 1795170600")),
             "{text}"
+        );
+    }
+
+    fn canary(phase: &str, at_: &str) -> Deploy {
+        let time = at(at_);
+        Deploy {
+            repository: String::new(),
+            source: "podinfo".into(),
+            key: EventKey::Canary {
+                namespace: "test".into(),
+                phase: phase.into(),
+                transition: time.as_second(),
+            },
+            status: if phase == "Failed" {
+                Status::Failure
+            } else {
+                Status::Success
+            },
+            branch: String::new(),
+            sha: String::new(),
+            environment: "prod".into(),
+            time,
+            commit_time: None,
+            url: None,
+            history: History::default(),
+        }
+    }
+
+    fn stored_of(d: &Deploy) -> StoredGroup {
+        let g = deploy_group(d);
+        let mut s = StoredGroup {
+            labels: g.labels("dora"),
+            ..StoredGroup::default()
+        };
+        s.metrics.insert(
+            names::CANARY_TIMESTAMP.into(),
+            vec![d.time.as_second() as f64],
+        );
+        s
+    }
+
+    #[test]
+    fn a_canary_recovers_from_rollbacks_stored_by_earlier_runs() {
+        let stored = [
+            stored_of(&canary("Succeeded", "2026-11-19T10:00:00Z")),
+            stored_of(&canary("Failed", "2026-11-20T09:00:00Z")),
+            stored_of(&canary("Failed", "2026-11-20T09:30:00Z")),
+        ];
+        let mut now = vec![
+            Deploy::success(),
+            canary("Succeeded", "2026-11-20T11:00:00Z"),
+        ];
+        annotate_canaries(&mut now, &stored);
+        assert_eq!(
+            now[1].history.recovery_seconds,
+            Some(7_200),
+            "09:00 → 11:00"
+        );
+        assert_eq!(
+            now[0].history,
+            History::default(),
+            "workflow events are left alone"
+        );
+        let text = deploy_group(&now[1]).exposition;
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("dora_flagger_recovery_seconds{") && l.ends_with(" 7200")),
+            "{text}"
+        );
+        // The same Failed seen again (already stored) is not a second rollback.
+        let mut again = vec![canary("Failed", "2026-11-20T09:30:00Z")];
+        annotate_canaries(&mut again, &stored);
+        assert!(is_recorded(&stored[2], &again[0]));
+    }
+
+    #[test]
+    fn flux_groups_are_keyed_by_kustomization_and_revision() {
+        let d = Deploy {
+            source: "apps".into(),
+            key: EventKey::Flux {
+                namespace: "flux-system".into(),
+                revision: "main@sha1:abc".into(),
+            },
+            branch: "main".into(),
+            ..Deploy::success()
+        };
+        let g = deploy_group(&d);
+        let keys: Vec<&str> = g.grouping.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["namespace", "kustomization", "revision"]);
+        assert!(
+            g.exposition.contains("dora_flux_ready{") && g.exposition.contains(r#"ready="true""#),
+            "{}",
+            g.exposition
+        );
+        assert!(
+            g.exposition.contains("dora_flux_lead_time_seconds{"),
+            "{}",
+            g.exposition
+        );
+        let not_ready = Deploy {
+            status: Status::NotReady,
+            ..d.clone()
+        };
+        let text = deploy_group(&not_ready).exposition;
+        assert!(
+            text.contains(r#"status="not_ready""#) && !text.contains("lead_time"),
+            "{text}"
+        );
+        let unknown_repo = Deploy {
+            repository: String::new(),
+            ..d
+        };
+        assert!(
+            !deploy_group(&unknown_repo)
+                .exposition
+                .contains("repository="),
+            "no empty label values"
+        );
+        let mut stored = StoredGroup::default();
+        stored.metrics.insert(names::FLUX_READY.into(), vec![0.0]);
+        stored.metrics.insert(
+            names::FLUX_APPLIED.into(),
+            vec![not_ready.time.as_second() as f64],
+        );
+        assert!(is_recorded(&stored, &not_ready));
+        assert!(
+            !is_recorded(
+                &stored,
+                &Deploy {
+                    status: Status::Success,
+                    ..not_ready
+                }
+            ),
+            "became Ready: replace"
         );
     }
 

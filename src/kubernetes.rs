@@ -46,3 +46,102 @@ pub fn client(endpoint: &Url, ca_pem: &[u8], token: &str) -> Result<kube::Client
     kube::Client::try_from(config)
         .map_err(|e| Error::Kubernetes(format!("cannot set up the client: {e}")))
 }
+
+/// Why a list call failed, as the caller must treat it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListError {
+    /// 404 on the resource: its CRD is not installed. That source is skipped.
+    NotInstalled(String),
+    /// 403: RBAC does not allow it; the message names the verb and resource to grant.
+    Forbidden(String),
+    /// Anything else, after retries.
+    Failed(String),
+}
+
+/// Items per list page: a few pages even for thousands of objects, and
+/// bounded memory per answer.
+const PAGE: usize = 500;
+
+/// Lists every object at `path` (e.g. `/apis/flagger.app/v1beta1/canaries`),
+/// following `continue` tokens. `what` names the resource in messages
+/// (`canaries.flagger.app`).
+pub async fn list(
+    client: &kube::Client,
+    path: &str,
+    what: &str,
+) -> std::result::Result<Vec<serde_json::Value>, ListError> {
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut uri = format!("{path}?limit={PAGE}");
+        if let Some(t) = &token {
+            uri.push_str("&continue=");
+            uri.push_str(
+                &percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        let body = get(client, &uri, what).await?;
+        let mut page: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ListError::Failed(format!("list {what}: unexpected answer: {e}")))?;
+        if let Some(page_items) = page.get_mut("items").and_then(|i| i.as_array_mut()) {
+            items.append(page_items);
+        }
+        token = page
+            .pointer("/metadata/continue")
+            .and_then(|c| c.as_str())
+            .filter(|c| !c.is_empty())
+            .map(String::from);
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// One GET with the bounded retry policy: timeouts, 429 and 5xx are retried;
+/// a refusal is final and keeps its kind.
+async fn get(
+    client: &kube::Client,
+    uri: &str,
+    what: &str,
+) -> std::result::Result<Vec<u8>, ListError> {
+    use crate::retry::{Attempt, Backoff, retry};
+    let outcome = retry(Backoff::AWS, || async {
+        let request = match http::Request::get(uri).body(kube::client::Body::empty()) {
+            Ok(r) => r,
+            Err(e) => return Attempt::Done(Err(ListError::Failed(format!("list {what}: {e}")))),
+        };
+        let response = match tokio::time::timeout(Duration::from_secs(10), client.send(request)).await {
+            Err(_) => return Attempt::Retry(format!("list {what}: timed out")),
+            Ok(Err(e)) => return Attempt::Retry(format!("list {what}: {e}")),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        let body = match response.into_body().collect_bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return Attempt::Retry(format!("list {what}: reading the answer: {e}")),
+        };
+        let message = || {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect())
+        };
+        let refused = |e: ListError| Attempt::Done(Err(e));
+        match status.as_u16() {
+            200..=299 => Attempt::Done(Ok(body)),
+            401 => refused(ListError::Failed(format!(
+                "list {what}: the API server rejected the EKS token (401): give the action's IAM role access to the cluster (an EKS access entry, or aws-auth)"
+            ))),
+            403 => refused(ListError::Forbidden(format!(
+                "list {what}: forbidden (403): grant `list` on `{what}` (examples/rbac.yaml): {}",
+                message()
+            ))),
+            404 => refused(ListError::NotInstalled(format!("{what} is not installed in the cluster (404 on its API): skipped"))),
+            429 | 500..=599 => Attempt::Retry(format!("list {what}: HTTP {status}: {}", message())),
+            _ => refused(ListError::Failed(format!("list {what}: HTTP {status}: {}", message()))),
+        }
+    })
+    .await;
+    outcome.map_err(ListError::Failed)?
+}

@@ -7,7 +7,8 @@
 //!   iterator of environment pairs, so every rule is unit-tested without
 //!   touching the process environment.
 //! - [`payload`] turns a GitHub event payload (`workflow_run`,
-//!   `deployment_status`) into a [`dora::Observation`]: pure parsing, no I/O.
+//!   `deployment_status`) into a [`payload::Observation`], and [`cluster`]
+//!   Flux and Flagger objects into events: pure parsing, no I/O.
 //! - [`dora`] is the core: deployment events in; Pushgateway groups (rendered
 //!   by the prometheus text encoder), retention decisions and summary numbers
 //!   out. It knows no I/O and no outside system.
@@ -21,6 +22,7 @@
 
 pub mod actions;
 pub mod aws;
+pub mod cluster;
 pub mod dora;
 pub mod duration;
 pub mod github;

@@ -40,6 +40,11 @@ pub struct Report {
     pub already_recorded: usize,
     /// The window the events were read from (workflows mode's `lookback`), seconds.
     pub window: Option<u64>,
+    /// Flagger canary phases (state groups) pushed.
+    pub canary_phases: usize,
+    /// A source the cluster refused (RBAC, or a failed list): the run fails
+    /// with it after the other sources' events were delivered.
+    pub refusal: Option<String>,
 }
 
 /// What the EKS check found.
@@ -171,6 +176,9 @@ impl Report {
         for w in &self.warnings {
             md.push_str(&format!("> [!WARNING]\n> {}\n\n", cell(w)));
         }
+        if let Some(r) = &self.refusal {
+            md.push_str(&format!("> [!CAUTION]\n> {}\n\n", cell(r)));
+        }
         if let Some(f) = &self.failure {
             md.push_str(&format!(
                 "> [!CAUTION]\n> Not delivered (`fail-on-error: false`): {}\n\n",
@@ -236,9 +244,12 @@ impl Report {
         let status = match d.status {
             Status::Success => "✅ success",
             Status::Failure => "❌ failure",
+            Status::NotReady => "⏳ not ready",
         };
         let short: String = d.sha.chars().take(7).collect();
-        let commit = if d.sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        let commit = if d.sha.is_empty() {
+            "—".to_string()
+        } else if d.sha.chars().all(|c| c.is_ascii_hexdigit()) && d.repository.contains('/') {
             format!(
                 "[`{short}`]({}/{}/commit/{})",
                 self.server_url.trim_end_matches('/'),
@@ -300,6 +311,9 @@ impl Report {
                 self.pruned,
                 if self.pruned == 1 { "" } else { "s" }
             ));
+        }
+        if self.canary_phases > 0 {
+            text.push_str(&format!(" Canary phases updated: {}.", self.canary_phases));
         }
         if self.github_calls > 0 {
             text.push_str(&format!(" GitHub API calls: {}.", self.github_calls));

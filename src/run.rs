@@ -11,10 +11,12 @@ use std::time::SystemTime;
 
 use crate::actions::{self, RunnerFiles};
 use crate::aws::{self, Aws, Cluster, CredentialSource};
+use crate::cluster;
 use crate::dora;
 use crate::github::GitHub;
-use crate::inputs::{Branches, Inputs, Mode};
+use crate::inputs::{Branches, Inputs, Kustomizations, Mode};
 use crate::kubernetes;
+use crate::kubernetes::ListError;
 use crate::payload::{self, Observation, Rules};
 use crate::pushgateway::{Pushgateway, Transport};
 use crate::report::{ClusterState, Report};
@@ -95,9 +97,13 @@ pub async fn main(vars: Vec<(String, String)>) -> u8 {
         .files
         .write_outputs(&report.outputs().pairs())
         .and_then(|()| runner.files.write_summary(&report.markdown()));
-    match written {
-        Ok(()) => 0,
-        Err(e) => fail(&e, None),
+    match (written, &report.refusal) {
+        (Err(e), _) => fail(&e, None),
+        (Ok(()), Some(refusal)) => {
+            actions::error(refusal);
+            1
+        }
+        (Ok(()), None) => 0,
     }
 }
 
@@ -113,40 +119,49 @@ fn fail(e: &Error, files: Option<&RunnerFiles>) -> u8 {
 /// Which mode a run is in, from the `mode` input and the triggering event.
 fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
     let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status");
-    match inputs.mode {
-        Mode::Auto if is_deploy_event => Ok(Mode::Event),
-        Mode::Auto if !inputs.workflows.is_empty() => Ok(Mode::Workflows),
-        Mode::Auto => {
+    let mode = match inputs.mode {
+        Mode::Auto if is_deploy_event => Mode::Event,
+        Mode::Auto if !inputs.workflows.is_empty() => Mode::Workflows,
+        Mode::Auto => Mode::Cluster,
+        Mode::Event if event_name.is_empty() => {
+            return Err(Error::input(
+                "mode",
+                "`event` needs GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by the runner)",
+            ));
+        }
+        Mode::Event if !is_deploy_event => {
+            return Err(Error::input(
+                "mode",
+                format!(
+                    "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{event_name}`"
+                ),
+            ));
+        }
+        Mode::Workflows if inputs.workflows.is_empty() => {
+            return Err(Error::input(
+                "workflows",
+                "required with `mode: workflows`: the workflow files to read (e.g. `deploy.yml`)",
+            ));
+        }
+        other => other,
+    };
+    if mode == Mode::Cluster && inputs.cluster_name.is_none() {
+        let why = if inputs.mode == Mode::Auto {
             let what = if event_name.is_empty() {
                 "no event".to_string()
             } else {
                 format!("event `{event_name}`")
             };
-            Err(Error::input(
-                "mode",
-                format!(
-                    "`auto` chose cluster mode for {what}, which this version does not support yet; trigger the workflow on `workflow_run` or `deployment_status`, or set `workflows`"
-                ),
-            ))
-        }
-        Mode::Event if is_deploy_event => Ok(Mode::Event),
-        Mode::Event if event_name.is_empty() => Err(Error::input(
-            "mode",
-            "`event` needs GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by the runner)",
-        )),
-        Mode::Event => Err(Error::input(
-            "mode",
             format!(
-                "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{event_name}`"
-            ),
-        )),
-        Mode::Workflows if inputs.workflows.is_empty() => Err(Error::input(
-            "workflows",
-            "required with `mode: workflows`: the workflow files to read (e.g. `deploy.yml`)",
-        )),
-        Mode::Workflows => Ok(Mode::Workflows),
-        Mode::Cluster => unreachable!("refused by Inputs::parse"),
+                "required: `auto` chose cluster mode for {what} (set `workflows` for history, or trigger on `workflow_run`/`deployment_status`)"
+            )
+        } else {
+            "required with `mode: cluster`: the EKS cluster whose Flux and Flagger objects to read"
+                .to_string()
+        };
+        return Err(Error::input("cluster-name", why));
     }
+    Ok(mode)
 }
 
 /// One run: validates what the inputs imply, collects the events, records them.
@@ -228,10 +243,11 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         .map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
     // The cluster is checked before anything else is called or pushed: a
     // missing or unready cluster ends the run here, with no further call.
-    let pushgateway = match connect(inputs, runner, &http, &mut report).await? {
-        Connect::Skip(reason) => return Ok(skip(report, reason)),
-        Connect::To(pushgateway) => pushgateway.filter(|_| !inputs.dry_run),
-    };
+    let (pushgateway, kube) =
+        match connect(inputs, runner, &http, mode == Mode::Cluster, &mut report).await? {
+            Connect::Skip(reason) => return Ok(skip(report, reason)),
+            Connect::To(reach) => (reach.pushgateway.filter(|_| !inputs.dry_run), reach.kube),
+        };
     report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
 
     let github = GitHub::new(
@@ -239,7 +255,21 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         inputs.github_token.clone(),
         http.clone(),
     );
+    // Canary phases (state, replaced every run) and a refusal that must fail
+    // the run after the other sources' events are delivered.
+    let mut phases: Vec<dora::Group> = Vec::new();
+    let mut deferred: Option<Error> = None;
     let mut deploys = match event {
+        None if mode == Mode::Cluster => {
+            let client = kube
+                .as_ref()
+                .expect("cluster mode has a cluster (resolve_mode)");
+            let collected =
+                cluster_events(client, inputs, runner, &environment, &mut report.warnings).await;
+            phases = collected.phases;
+            deferred = collected.refusal;
+            collected.events
+        }
         Some(deploy) => {
             event_with_history(
                 &github,
@@ -272,28 +302,27 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             d.sha
         ));
     }
-    if let Some(retention) = inputs.retention.filter(|_| mode == Mode::Workflows) {
+    if let Some(retention) = inputs.retention.filter(|_| mode != Mode::Event) {
         deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
     }
 
-    let groups: Vec<dora::Group> = deploys.iter().map(dora::deploy_group).collect();
+    report.canary_phases = phases.len();
     match pushgateway {
         None => {
-            changes_of_new(
-                &github,
-                &mut deploys,
-                &vec![true; groups.len()],
-                &mut report.warnings,
-            )
-            .await;
-            let groups: Vec<dora::Group> = deploys.iter().map(dora::deploy_group).collect();
+            let all_new = vec![true; deploys.len()];
+            complete(&github, &mut deploys, &[], &all_new, &mut report.warnings).await;
+            let groups: Vec<dora::Group> = deploys
+                .iter()
+                .map(dora::deploy_group)
+                .chain(phases)
+                .collect();
             let text: String = groups
                 .iter()
                 .map(|g| format!("{}\n{}", group_header(&inputs.job, g), g.exposition))
                 .collect::<Vec<_>>()
                 .join("\n");
             println!("{text}");
-            report.new_events = groups.len();
+            report.new_events = deploys.len();
             report.exposition = Some(text);
         }
         Some(pushgateway) => {
@@ -302,7 +331,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
                 &github,
                 inputs,
                 &mut deploys,
-                groups,
+                phases,
                 now,
                 &mut report,
             )
@@ -322,6 +351,8 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
     }
     report.github_calls = github.calls();
     report.recorded = deploys;
+    // A source the cluster refused fails the run, after the others' events were delivered.
+    report.refusal = deferred.map(|e| e.to_string());
     Ok(report)
 }
 
@@ -370,8 +401,15 @@ fn payload_default_branch(runner: &Runner) -> Option<String> {
 enum Connect {
     /// The cluster is missing or not ready: record nothing, say why.
     Skip(String),
-    /// The Pushgateway; `None` when there is none to reach (a dry run without URL or cluster).
-    To(Option<Pushgateway>),
+    /// Where to go next.
+    To(Box<Reach>),
+}
+
+/// The Pushgateway (`None` when there is none to reach: a dry run without
+/// URL or cluster), and the cluster's API server when it is needed.
+struct Reach {
+    pushgateway: Option<Pushgateway>,
+    kube: Option<kube::Client>,
 }
 
 /// Checks the cluster (when `cluster-name` is set) and builds the way to the Pushgateway.
@@ -379,9 +417,11 @@ async fn connect(
     inputs: &Inputs,
     runner: &Runner,
     http: &Client,
+    cluster_mode: bool,
     report: &mut Report,
 ) -> Result<Connect> {
     let mut proxy = None;
+    let mut kube = None;
     if let Some(name) = &inputs.cluster_name {
         let (cluster, aws) = check_cluster(name, inputs, runner, http).await?;
         let mut state = ClusterState {
@@ -412,24 +452,200 @@ async fn connect(
                 state.exists = true;
                 state.status = "ACTIVE".into();
                 report.cluster = Some(state);
-                if inputs.pushgateway_url.is_none() {
+                // The API server is needed to read Flux and Flagger, or to reach the Pushgateway.
+                if cluster_mode || inputs.pushgateway_url.is_none() {
                     let token =
                         aws::eks_token(aws.credentials(), &aws.region, name, SystemTime::now())?;
                     actions::mask(&token);
-                    proxy = Some(Transport::ServiceProxy {
-                        client: kubernetes::client(&endpoint, &ca_pem, &token)?,
-                        base: Transport::proxy_path(&inputs.pushgateway_service),
-                        endpoint: endpoint.to_string(),
-                    });
+                    let client = kubernetes::client(&endpoint, &ca_pem, &token)?;
+                    if inputs.pushgateway_url.is_none() {
+                        proxy = Some(Transport::ServiceProxy {
+                            client: client.clone(),
+                            base: Transport::proxy_path(&inputs.pushgateway_service),
+                            endpoint: endpoint.to_string(),
+                        });
+                    }
+                    kube = Some(client);
                 }
             }
         }
     }
-    Ok(Connect::To(match (&inputs.pushgateway_url, proxy) {
+    let pushgateway = match (&inputs.pushgateway_url, proxy) {
         (Some(url), _) => Some(Pushgateway::new(url.clone(), http.clone())),
         (None, Some(proxy)) => Some(Pushgateway::through(proxy)),
         (None, None) => None,
-    }))
+    };
+    Ok(Connect::To(Box::new(Reach { pushgateway, kube })))
+}
+
+/// What cluster mode read.
+struct ClusterEvents {
+    events: Vec<dora::Deploy>,
+    phases: Vec<dora::Group>,
+    /// The first refusal (RBAC 403, or a failed list): the run fails with it
+    /// after the other sources' events are delivered.
+    refusal: Option<Error>,
+}
+
+/// Cluster mode: Flux Kustomizations (with their GitRepositories) and
+/// Flagger Canaries, with list calls. A source whose CRD is not installed is
+/// skipped with a warning; a refused or failed source does not stop the others.
+async fn cluster_events(
+    client: &kube::Client,
+    inputs: &Inputs,
+    runner: &Runner,
+    environment: &str,
+    warnings: &mut Vec<String>,
+) -> ClusterEvents {
+    let mut out = ClusterEvents {
+        events: Vec::new(),
+        phases: Vec::new(),
+        refusal: None,
+    };
+    let refused = |e: ListError, warnings: &mut Vec<String>, refusal: &mut Option<Error>| match e {
+        ListError::NotInstalled(why) => warnings.push(why),
+        ListError::Forbidden(why) | ListError::Failed(why) => {
+            refusal.get_or_insert(Error::Kubernetes(why));
+        }
+    };
+    let github_host = Url::parse(&runner.server_url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_else(|| "github.com".into());
+
+    // Flux: the named Kustomizations (listed per namespace) or all of them.
+    const FLUX: &str = "/apis/kustomize.toolkit.fluxcd.io/v1";
+    const SOURCES: &str = "/apis/source.toolkit.fluxcd.io/v1";
+    let (paths, wanted): (Vec<String>, Option<Vec<(String, String)>>) = match &inputs.kustomizations
+    {
+        Kustomizations::All => (vec![format!("{FLUX}/kustomizations")], None),
+        Kustomizations::Named(named) => {
+            let mut namespaces: Vec<&String> = named.iter().map(|(ns, _)| ns).collect();
+            namespaces.sort();
+            namespaces.dedup();
+            (
+                namespaces
+                    .iter()
+                    .map(|ns| format!("{FLUX}/namespaces/{ns}/kustomizations"))
+                    .collect(),
+                Some(named.clone()),
+            )
+        }
+    };
+    let mut kustomizations = Vec::new();
+    let mut flux_ok = true;
+    for path in &paths {
+        match kubernetes::list(client, path, "kustomizations.kustomize.toolkit.fluxcd.io").await {
+            Ok(items) => kustomizations.extend(items),
+            Err(e) => {
+                flux_ok = false;
+                refused(e, warnings, &mut out.refusal);
+                break;
+            }
+        }
+    }
+    if let Some(wanted) = &wanted {
+        kustomizations.retain(|k| {
+            let id = (
+                k.pointer("/metadata/namespace")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default(),
+                k.pointer("/metadata/name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default(),
+            );
+            wanted.iter().any(|(ns, n)| (ns.as_str(), n.as_str()) == id)
+        });
+        if flux_ok && kustomizations.len() < wanted.len() {
+            for (ns, n) in wanted {
+                let found = kustomizations.iter().any(|k| {
+                    k.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(n)
+                        && k.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
+                });
+                if !found {
+                    warnings.push(format!("Kustomization {ns}/{n} not found"));
+                }
+            }
+        }
+    }
+    if !kustomizations.is_empty() {
+        let mut namespaces: Vec<String> = kustomizations
+            .iter()
+            .filter_map(|k| {
+                k.pointer("/spec/sourceRef/namespace")
+                    .or_else(|| k.pointer("/metadata/namespace"))
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+            })
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let mut repositories = Vec::new();
+        for ns in &namespaces {
+            match kubernetes::list(
+                client,
+                &format!("{SOURCES}/namespaces/{ns}/gitrepositories"),
+                "gitrepositories.source.toolkit.fluxcd.io",
+            )
+            .await
+            {
+                Ok(items) => repositories.extend(items),
+                Err(ListError::NotInstalled(_)) => {}
+                Err(e) => {
+                    refused(e, warnings, &mut out.refusal);
+                    break;
+                }
+            }
+        }
+        let sources = cluster::git_repositories(&repositories);
+        for k in &kustomizations {
+            match cluster::kustomization(k, &sources, &github_host, environment) {
+                Ok(Some((event, w))) => {
+                    warnings.extend(w);
+                    out.events.push(event);
+                }
+                Ok(None) => {}
+                Err(e) => warnings.push(format!("a Kustomization was skipped: {e}")),
+            }
+        }
+    }
+
+    // Flagger: Canaries in the named namespaces, or all.
+    const FLAGGER: &str = "/apis/flagger.app/v1beta1";
+    let paths: Vec<String> = if inputs.canary_namespaces.is_empty() {
+        vec![format!("{FLAGGER}/canaries")]
+    } else {
+        inputs
+            .canary_namespaces
+            .iter()
+            .map(|ns| format!("{FLAGGER}/namespaces/{ns}/canaries"))
+            .collect()
+    };
+    for path in &paths {
+        match kubernetes::list(client, path, "canaries.flagger.app").await {
+            Ok(items) => {
+                for c in &items {
+                    match cluster::canary(c, environment) {
+                        Ok((namespace, name, phase, outcome)) => {
+                            out.phases.push(dora::canary_phase_group(
+                                &namespace,
+                                &name,
+                                &phase,
+                                environment,
+                            ));
+                            out.events.extend(outcome);
+                        }
+                        Err(e) => warnings.push(format!("a Canary was skipped: {e}")),
+                    }
+                }
+            }
+            Err(e) => {
+                refused(e, warnings, &mut out.refusal);
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Event mode: the event's deployment, with what its workflow's recent runs
@@ -595,10 +811,10 @@ async fn changes_of_new(
     }
 }
 
-/// Reads the stored groups, finds which events are new, completes their
-/// per-change lead times, prunes this job's expired groups, then pushes each
-/// new event with one PUT (a few at a time). Events already stored are left
-/// as they are: re-running changes nothing.
+/// Reads the stored groups, finds which events are new, completes them
+/// (see [`complete`]), prunes this job's expired groups, then pushes each new
+/// event with one PUT (a few at a time), and the canary phases. Events
+/// already stored are left as they are: re-running changes nothing.
 ///
 /// The Pushgateway keeps an empty group behind after rejecting a push (400);
 /// if the group did not exist before, that shell is deleted again, so a
@@ -608,38 +824,56 @@ async fn deliver(
     github: &GitHub,
     inputs: &Inputs,
     deploys: &mut [dora::Deploy],
-    groups: Vec<dora::Group>,
+    phases: Vec<dora::Group>,
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
     let stored = pushgateway.groups().await?;
-    let existing: std::collections::BTreeSet<_> = stored.iter().map(|g| &g.labels).collect();
-    let new: Vec<bool> = groups
+    let new: Vec<bool> = deploys
         .iter()
-        .map(|g| !existing.contains(&g.labels(&inputs.job)))
+        .map(|d| {
+            let labels = dora::deploy_group(d).labels(&inputs.job);
+            !stored
+                .iter()
+                .any(|g| g.labels == labels && dora::is_recorded(g, d))
+        })
         .collect();
-    changes_of_new(github, deploys, &new, &mut report.warnings).await;
+    complete(github, deploys, &stored, &new, &mut report.warnings).await;
     if let Some(retention) = inputs.retention {
         for expired in dora::expired(&stored, &inputs.job, now, retention) {
             pushgateway.delete(&expired.labels).await?;
             report.pruned += 1;
         }
     }
-    let to_push: Vec<dora::Group> = deploys
+    let events: Vec<dora::Group> = deploys
         .iter()
         .zip(&new)
         .filter(|(_, n)| **n)
         .map(|(d, _)| dora::deploy_group(d))
         .collect();
-    report.new_events = to_push.len();
-    report.already_recorded = groups.len() - to_push.len();
+    report.new_events = events.len();
+    report.already_recorded = deploys.len() - events.len();
+    let existing: std::collections::BTreeSet<_> = stored.iter().map(|g| &g.labels).collect();
+    let to_push: Vec<(dora::Group, bool)> = events
+        .into_iter()
+        .chain(phases)
+        .map(|g| {
+            let existed = existing.contains(&g.labels(&inputs.job));
+            (g, existed)
+        })
+        .collect();
     let results: Vec<Result<()>> =
-        futures_util::stream::iter(to_push.iter().map(|group| async move {
-            let labels = group.labels(&inputs.job);
+        futures_util::stream::iter(to_push.iter().map(|(group, existed)| async move {
             let pushed = pushgateway
                 .put(&inputs.job, &group.grouping, &group.exposition)
                 .await;
-            if pushed.is_err() && pushgateway.delete(&labels).await.is_err() {
+            if pushed.is_err()
+                && !existed
+                && pushgateway
+                    .delete(&group.labels(&inputs.job))
+                    .await
+                    .is_err()
+            {
                 tracing::warn!("could not remove the empty group a failed push may have left");
             }
             pushed
@@ -657,12 +891,62 @@ async fn deliver(
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             Err(Error::Pushgateway(format!(
-                "{n} of {} events not pushed; first: {first}",
+                "{n} of {} groups not pushed; first: {first}",
                 to_push.len()
             )))
         }
     }
 }
+
+/// Completes the new events with what needs the stored history or a call:
+/// canary recovery from the outcomes stored before, the changes each new
+/// workflow deployment shipped (one compare each), and each new Ready Flux
+/// revision's commit time (one call per revision never recorded, a few at a time).
+async fn complete(
+    github: &GitHub,
+    deploys: &mut [dora::Deploy],
+    stored: &[dora::StoredGroup],
+    new: &[bool],
+    warnings: &mut Vec<String>,
+) {
+    dora::annotate_canaries(deploys, stored);
+    changes_of_new(github, deploys, new, warnings).await;
+    let wanted: Vec<(String, String)> = deploys
+        .iter()
+        .zip(new)
+        .filter(|(d, n)| {
+            **n && matches!(d.key, dora::EventKey::Flux { .. }) && d.status == dora::Status::Success
+        })
+        .filter(|(d, _)| !d.repository.is_empty() && !d.sha.is_empty())
+        .map(|(d, _)| (d.repository.clone(), d.sha.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let found: BTreeMap<(String, String), Result<Timestamp>> =
+        futures_util::stream::iter(wanted.into_iter().map(|(repo, sha)| async move {
+            let t = github.commit_time(&repo, &sha).await;
+            ((repo, sha), t)
+        }))
+        .buffer_unordered(LOOKUP_CONCURRENCY)
+        .collect()
+        .await;
+    for d in deploys
+        .iter_mut()
+        .filter(|d| matches!(d.key, dora::EventKey::Flux { .. }))
+    {
+        match found.get(&(d.repository.clone(), d.sha.clone())) {
+            Some(Ok(t)) => d.commit_time = Some(*t),
+            Some(Err(e)) => warnings.push(format!(
+                "Kustomization {}: commit {} unknown, recorded without lead time: {e}",
+                d.source, d.sha
+            )),
+            None => {}
+        }
+    }
+}
+
+/// GitHub look-ups in flight at once: well under GitHub's secondary rate limits.
+const LOOKUP_CONCURRENCY: usize = 8;
 
 /// Pushes in flight at once: enough to hide latency, few enough for a small Pushgateway.
 const PUSH_CONCURRENCY: usize = 8;

@@ -401,6 +401,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infa
         .get(&path)
         .cloned();
     Ok(match object {
+        // A configured `metav1.Status` is answered with its own code (a 403 for RBAC tests).
+        Some(value) if value.get("kind").and_then(Value::as_str) == Some("Status") => {
+            let code = value.get("code").and_then(Value::as_u64).unwrap_or(500) as u16;
+            json_reply(code, &value)
+        }
         Some(value) => json_reply(200, &value),
         None => status_reply(
             404,

@@ -1,0 +1,516 @@
+//! Cluster mode end to end: Flux Kustomizations (with their GitRepository)
+//! and Flagger Canaries served by the fake API server, read with list calls
+//! through the EKS token, recorded in the real Pushgateway through the
+//! service proxy.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::aws::{AwsCredentials, EksStub};
+use support::kube::{FakeApiConfig, FakeApiServer};
+use support::{Action, Pushgateway, fixture};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CLUSTER: &str = "prod-eks";
+const REGION: &str = "eu-west-1";
+const SHA: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+const KUSTOMIZATIONS: &str =
+    "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations";
+const GITREPOS: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories";
+const CANARIES: &str = "/apis/flagger.app/v1beta1/canaries";
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "4711"}, "items": items})
+}
+
+fn kustomization(name: &str, revision: &str, ready: &str, at: &str) -> Value {
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system", "generation": 3},
+        "spec": {"interval": "10m", "path": format!("./{name}"), "prune": true, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+        "status": {
+            "lastAppliedRevision": revision, "lastAttemptedRevision": revision, "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": ready, "reason": if ready == "True" { "ReconciliationSucceeded" } else { "HealthCheckFailed" },
+                            "message": format!("Applied revision: {revision}"), "lastTransitionTime": at, "observedGeneration": 3}]
+        }
+    })
+}
+
+fn git_repository() -> Value {
+    json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "flux-system", "namespace": "flux-system"},
+        "spec": {"interval": "1m", "ref": {"branch": "main"}, "url": "ssh://git@github.com/octo-org/shop"},
+        "status": {"artifact": {"revision": format!("main@sha1:{SHA}")}}
+    })
+}
+
+fn canary(name: &str, phase: &str, at: &str) -> Value {
+    json!({
+        "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}, "analysis": {"interval": "1m", "threshold": 5}},
+        "status": {"phase": phase, "lastTransitionTime": at, "canaryWeight": 0, "failedChecks": if phase == "Failed" { 5 } else { 0 }, "iterations": 0,
+                   "conditions": [{"type": "Promoted", "status": if phase == "Failed" { "False" } else { "True" }, "lastTransitionTime": at, "reason": phase}]}
+    })
+}
+
+/// GitHub REST serving the fixture commit (committed 10:00Z) for any sha.
+async fn github() -> MockServer {
+    let server = MockServer::start().await;
+    let body: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("github/commit.json")).unwrap())
+            .unwrap();
+    Mock::given(method("GET"))
+        .and(path_regex("^/repos/octo-org/shop/commits/[0-9a-f]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    server
+}
+
+struct Cluster {
+    pg: Pushgateway,
+    api: FakeApiServer,
+    eks: EksStub,
+    gh: MockServer,
+}
+
+async fn cluster(objects: Vec<(&str, Value)>) -> Cluster {
+    let pg = Pushgateway::start().await;
+    let mut config = FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url);
+    for (path, value) in objects {
+        config = config.object(path, value);
+    }
+    let api = FakeApiServer::start(config).await;
+    let eks = EksStub::start().await;
+    eks.active(CLUSTER, REGION, &api).await;
+    Cluster {
+        pg,
+        api,
+        eks,
+        gh: github().await,
+    }
+}
+
+impl Cluster {
+    /// A scheduled run: `auto` picks cluster mode.
+    fn run(&self) -> Action {
+        Action::new()
+            .env("GITHUB_EVENT_NAME", "schedule")
+            .input("cluster-name", CLUSTER)
+            .input("aws-region", REGION)
+            .input("kustomizations", "flux-system/apps")
+            .input("retention", "0")
+            .input("github-token", "ghs_cluster")
+            .aws_credentials(&AwsCredentials::test())
+            .env("AWS_ENDPOINT_URL_EKS", &self.eks.url())
+            .env("GITHUB_API_URL", &self.gh.uri())
+    }
+
+    async fn commit_lookups(&self) -> usize {
+        self.gh.received_requests().await.unwrap().len()
+    }
+}
+
+fn standard_objects() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            KUSTOMIZATIONS,
+            list(
+                "Kustomization",
+                vec![
+                    kustomization(
+                        "apps",
+                        &format!("main@sha1:{SHA}"),
+                        "True",
+                        "2026-11-20T10:30:00Z",
+                    ),
+                    kustomization(
+                        "infra",
+                        "main@sha1:0000000000000000000000000000000000000001",
+                        "True",
+                        "2026-11-20T10:00:00Z",
+                    ),
+                ],
+            ),
+        ),
+        (GITREPOS, list("GitRepository", vec![git_repository()])),
+        (
+            CANARIES,
+            list(
+                "Canary",
+                vec![
+                    canary("podinfo", "Failed", "2026-11-20T09:00:00Z"),
+                    canary("frontend", "Succeeded", "2026-11-20T11:00:00Z"),
+                    canary("backend", "Progressing", "2026-11-20T11:05:00Z"),
+                ],
+            ),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flux_revisions_and_canary_outcomes_become_events() {
+    let c = cluster(standard_objects()).await;
+    let out = c.run().run().await;
+    out.assert_code(0);
+    assert_eq!(
+        (
+            out.output("events"),
+            out.output("deployments"),
+            out.output("failures")
+        ),
+        ("3", "2", "1")
+    );
+    assert_eq!(
+        out.output("lead-time-seconds"),
+        "1800",
+        "flux: applied 10:30, committed 10:00"
+    );
+
+    let flux = c.pg.groups_matching(&[("kustomization", "apps")]).await;
+    assert_eq!(flux.len(), 1, "only the named Kustomization is read");
+    assert_eq!(flux[0].labels["revision"], format!("main@sha1:{SHA}"));
+    assert_eq!(
+        flux[0].value("dora_flux_applied_timestamp"),
+        1_795_170_600.0
+    );
+    assert_eq!(flux[0].value("dora_flux_ready"), 1.0);
+    assert_eq!(flux[0].value("dora_flux_lead_time_seconds"), 1800.0);
+    let labels = flux[0].sample_labels("dora_flux_applied_timestamp");
+    assert_eq!(
+        (
+            labels["repository"].as_str(),
+            labels["sha"].as_str(),
+            labels["environment"].as_str()
+        ),
+        ("octo-org/shop", SHA, CLUSTER)
+    );
+
+    let failed =
+        c.pg.groups_matching(&[("canary", "podinfo"), ("phase", "Failed")])
+            .await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].value("dora_flagger_canary_timestamp"),
+        1_795_165_200.0
+    );
+    assert_eq!(
+        failed[0].sample_labels("dora_flagger_canary_timestamp")["status"],
+        "failure"
+    );
+    assert_eq!(
+        c.pg.groups_matching(&[("canary", "frontend"), ("phase", "Succeeded")])
+            .await
+            .len(),
+        1
+    );
+    let phases: Vec<String> =
+        c.pg.groups()
+            .await
+            .iter()
+            .filter(|g| g.metrics.contains_key("dora_flagger_canary_phase"))
+            .map(|g| {
+                format!(
+                    "{}={}",
+                    g.labels["canary"],
+                    g.sample_labels("dora_flagger_canary_phase")["phase"]
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    assert_eq!(
+        phases,
+        [
+            "backend=Progressing",
+            "frontend=Succeeded",
+            "podinfo=Failed"
+        ]
+    );
+
+    let requests = c.api.requests();
+    assert!(requests.iter().all(|r| r.authorized));
+    assert!(
+        requests.iter().any(|r| r
+            .path_and_query
+            .starts_with(&format!("{KUSTOMIZATIONS}?limit="))),
+        "list calls: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path_and_query.starts_with(&format!("{CANARIES}?limit=")))
+    );
+    assert_eq!(c.commit_lookups().await, 1, "one look-up per new revision");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rollback_counts_once_and_recovery_spans_runs() {
+    let c = cluster(vec![(
+        CANARIES,
+        list(
+            "Canary",
+            vec![canary("podinfo", "Failed", "2026-11-20T09:00:00Z")],
+        ),
+    )])
+    .await;
+    c.run().run().await.assert_code(0);
+    // Runs again before anything changed: the same rollback is not counted twice.
+    let out = c.run().run().await;
+    out.assert_code(0);
+    assert!(out.summary.contains("0 new, 1 already"), "{}", out.summary);
+    // A second rollback, then a promotion: each its own event.
+    c.api.set_object(
+        CANARIES,
+        list(
+            "Canary",
+            vec![canary("podinfo", "Failed", "2026-11-20T09:30:00Z")],
+        ),
+    );
+    c.run().run().await.assert_code(0);
+    c.api.set_object(
+        CANARIES,
+        list(
+            "Canary",
+            vec![canary("podinfo", "Succeeded", "2026-11-20T11:00:00Z")],
+        ),
+    );
+    let out = c.run().run().await;
+    out.assert_code(0);
+    assert_eq!(
+        out.output("recovery-seconds"),
+        "7200",
+        "first Failed 09:00 → Succeeded 11:00"
+    );
+    let outcomes = c.pg.groups_matching(&[("canary", "podinfo")]).await;
+    let mut kept: Vec<String> = outcomes
+        .iter()
+        .filter_map(|g| {
+            g.labels
+                .get("transition")
+                .map(|t| format!("{}@{t}", g.labels["phase"]))
+        })
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "Failed@1795165200",
+            "Failed@1795167000",
+            "Succeeded@1795172400"
+        ]
+    );
+    let success =
+        c.pg.groups_matching(&[("canary", "podinfo"), ("phase", "Succeeded")])
+            .await;
+    assert_eq!(success[0].value("dora_flagger_recovery_seconds"), 7200.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revision_not_ready_is_recorded_and_replaced_once_ready() {
+    let revision = format!("main@sha1:{SHA}");
+    let c = cluster(vec![
+        (
+            KUSTOMIZATIONS,
+            list(
+                "Kustomization",
+                vec![kustomization(
+                    "apps",
+                    &revision,
+                    "False",
+                    "2026-11-20T10:20:00Z",
+                )],
+            ),
+        ),
+        (GITREPOS, list("GitRepository", vec![git_repository()])),
+    ])
+    .await;
+    let out = c.run().run().await;
+    out.assert_code(0);
+    assert_eq!(
+        (out.output("events"), out.output("deployments")),
+        ("0", "0"),
+        "not Ready is not a deployment"
+    );
+    let g = c.pg.groups_matching(&[("kustomization", "apps")]).await;
+    assert_eq!(g[0].value("dora_flux_ready"), 0.0);
+    assert_eq!(g[0].sample_labels("dora_flux_ready")["ready"], "false");
+    assert_eq!(
+        c.commit_lookups().await,
+        0,
+        "no look-up for a revision that is not deployed"
+    );
+
+    c.api.set_object(
+        KUSTOMIZATIONS,
+        list(
+            "Kustomization",
+            vec![kustomization(
+                "apps",
+                &revision,
+                "True",
+                "2026-11-20T10:30:00Z",
+            )],
+        ),
+    );
+    let out = c.run().run().await;
+    out.assert_code(0);
+    assert_eq!(out.output("deployments"), "1");
+    let g = c.pg.groups_matching(&[("kustomization", "apps")]).await;
+    assert_eq!(
+        g.len(),
+        1,
+        "the same (kustomization, revision) group, replaced"
+    );
+    assert_eq!(g[0].value("dora_flux_ready"), 1.0);
+    assert_eq!(g[0].value("dora_flux_lead_time_seconds"), 1800.0);
+    c.run().run().await.assert_code(0);
+    assert_eq!(
+        c.commit_lookups().await,
+        1,
+        "a revision already recorded is never looked up again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_crd_skips_that_source_and_keeps_the_others() {
+    // No Flagger: the canaries path answers 404.
+    let c = cluster(vec![
+        (
+            KUSTOMIZATIONS,
+            list(
+                "Kustomization",
+                vec![kustomization(
+                    "apps",
+                    &format!("main@sha1:{SHA}"),
+                    "True",
+                    "2026-11-20T10:30:00Z",
+                )],
+            ),
+        ),
+        (GITREPOS, list("GitRepository", vec![git_repository()])),
+    ])
+    .await;
+    let out = c.run().run().await;
+    out.assert_code(0);
+    let warnings = out.warning_lines();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("canaries.flagger.app is not installed")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        c.pg.groups_matching(&[("kustomization", "apps")])
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rbac_refusal_names_what_to_grant_and_loses_no_other_event() {
+    let forbidden = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "canaries.flagger.app is forbidden: User \"dora-action\" cannot list resource \"canaries\" in API group \"flagger.app\" at the cluster scope",
+        "reason": "Forbidden", "details": {"group": "flagger.app", "kind": "canaries"}, "code": 403});
+    let mut objects = standard_objects();
+    objects.retain(|(p, _)| *p != CANARIES);
+    objects.push((CANARIES, forbidden));
+    let c = cluster(objects).await;
+    let out = c.run().run().await;
+    out.assert_code(1);
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{}", out.stdout);
+    assert!(
+        errors[0].contains("grant `list` on `canaries.flagger.app`"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        c.pg.groups_matching(&[("kustomization", "apps")])
+            .await
+            .len(),
+        1,
+        "Flux's events were still delivered"
+    );
+    assert_eq!(out.output("events"), "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_mode_needs_a_cluster() {
+    let out = Action::new()
+        .env("GITHUB_EVENT_NAME", "schedule")
+        .input("pushgateway-url", "http://127.0.0.1:9")
+        .run()
+        .await;
+    out.assert_code(1);
+    assert!(
+        out.error_lines()[0].contains("input `cluster-name`: required"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
+    let kustomizations: Vec<Value> = (0..200)
+        .map(|i| {
+            let sha = format!("{:040x}", 0xabc000 + i);
+            let mut k = kustomization(
+                &format!("app-{i:03}"),
+                &format!("main@sha1:{sha}"),
+                "True",
+                "2026-11-20T10:30:00Z",
+            );
+            k["metadata"]["namespace"] = json!("flux-system");
+            k
+        })
+        .collect();
+    let canaries: Vec<Value> = (0..1000)
+        .map(|i| match i % 10 {
+            0 => canary(&format!("svc-{i:04}"), "Failed", "2026-11-20T09:00:00Z"),
+            1..=3 => canary(&format!("svc-{i:04}"), "Succeeded", "2026-11-20T11:00:00Z"),
+            _ => canary(
+                &format!("svc-{i:04}"),
+                "Progressing",
+                "2026-11-20T11:05:00Z",
+            ),
+        })
+        .collect();
+    let c = cluster(vec![
+        (
+            "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations",
+            list("Kustomization", kustomizations),
+        ),
+        (GITREPOS, list("GitRepository", vec![git_repository()])),
+        (CANARIES, list("Canary", canaries)),
+    ])
+    .await;
+    let out = c.run().input("kustomizations", "*").run().await;
+    out.assert_code(0);
+    // 200 revisions + 100 rollbacks + 300 promotions.
+    assert_eq!(
+        (
+            out.output("events"),
+            out.output("deployments"),
+            out.output("failures")
+        ),
+        ("600", "500", "100")
+    );
+    assert_eq!(c.commit_lookups().await, 200, "one look-up per revision");
+    let groups = c.pg.groups().await;
+    assert_eq!(
+        groups.len(),
+        200 + 400 + 1000,
+        "events and one phase per canary"
+    );
+    let lists = c
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains("?limit="))
+        .count();
+    assert_eq!(lists, 3, "list calls, not one call per object");
+}
