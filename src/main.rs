@@ -7,9 +7,10 @@ dora-action: delivery signals as DORA metrics in Prometheus
 
 A GitHub container action. It reads its inputs from INPUT_* variables and the
 event from GITHUB_EVENT_NAME / GITHUB_EVENT_PATH, the way the runner passes
-them; records the triggering deployment (event mode) or the deploy workflows'
-history from the REST API (workflows mode) in a Pushgateway, one group per
-event, reached by URL or inside an EKS cluster through the API server; and
+them; records the triggering deployment (event mode), the deploy workflows'
+history from the REST API (workflows mode), or Flux revisions and Flagger
+canary outcomes (cluster mode) in a Pushgateway, one group per event, reached
+by URL or inside an EKS cluster through the API server; and
 writes step outputs (GITHUB_OUTPUT) and a job summary (GITHUB_STEP_SUMMARY),
 or prints both when those are unset.
 
@@ -22,8 +23,8 @@ Run locally on an example event, without any server:
 Inputs (INPUT_<NAME>, hyphens kept; see action.yml and README.md):
   mode, workflows, lookback, pushgateway-url, cluster-name, aws-region,
   role-to-assume, pushgateway-service, job, environment, deploy-branches,
-  retention, github-token, dry-run, fail-on-error, and for cluster mode
-  (not in this version) kustomizations, canary-namespaces.
+  retention, github-token, dry-run, fail-on-error, kustomizations,
+  canary-namespaces.
 
 Exit status: 0 recorded or skipped, 1 an error (one ::error:: line says which).
 ";
