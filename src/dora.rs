@@ -340,27 +340,49 @@ pub fn deploy_group(d: &Deploy) -> Group {
 }
 
 /// The current phase of a Flagger Canary: state, not an event, so one group
-/// per canary, replaced on every run.
-pub fn canary_phase_group(namespace: &str, canary: &str, phase: &str, environment: &str) -> Group {
-    let grouping = vec![
-        ("namespace".to_string(), namespace.to_string()),
-        ("canary".to_string(), canary.to_string()),
-    ];
-    let metrics = [(
-        names::CANARY_PHASE,
-        "The current phase of a Flagger canary (the label); always 1.",
-        1.0,
-    )];
-    let mut labels = vec![
-        ("source", canary),
-        ("phase", phase),
-        ("environment", environment),
-    ];
-    labels.retain(|(_, v)| !v.is_empty());
-    let (names, values): (Vec<&str>, Vec<&str>) = labels.into_iter().unzip();
-    Group {
-        grouping,
-        exposition: encode(&metrics, &names, &values),
+/// per canary, replaced when the phase changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryPhase {
+    pub namespace: String,
+    pub canary: String,
+    pub phase: String,
+    pub environment: String,
+}
+
+impl CanaryPhase {
+    pub fn group(&self) -> Group {
+        let grouping = vec![
+            ("namespace".to_string(), self.namespace.clone()),
+            ("canary".to_string(), self.canary.clone()),
+        ];
+        let metrics = [(
+            names::CANARY_PHASE,
+            "The current phase of a Flagger canary (the label); always 1.",
+            1.0,
+        )];
+        let mut labels = vec![
+            ("source", self.canary.as_str()),
+            ("phase", &self.phase),
+            ("environment", &self.environment),
+        ];
+        labels.retain(|(_, v)| !v.is_empty());
+        let (names, values): (Vec<&str>, Vec<&str>) = labels.into_iter().unzip();
+        Group {
+            grouping,
+            exposition: encode(&metrics, &names, &values),
+        }
+    }
+
+    /// Whether `stored` (the group with this canary's key) already shows this phase.
+    pub fn is_recorded(&self, stored: &StoredGroup) -> bool {
+        stored.metrics.contains_key(names::CANARY_PHASE)
+            && stored.sample_labels.get("phase") == Some(&self.phase)
+            && stored
+                .sample_labels
+                .get("environment")
+                .map(String::as_str)
+                .unwrap_or("")
+                == self.environment
     }
 }
 
@@ -390,6 +412,9 @@ fn encode(metrics: &[(&str, &str, f64)], label_names: &[&str], label_values: &[&
 pub struct StoredGroup {
     pub labels: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, Vec<f64>>,
+    /// The series labels of a state group's `*_phase` metric (to tell an
+    /// unchanged phase from a new one); empty otherwise.
+    pub sample_labels: BTreeMap<String, String>,
 }
 
 impl StoredGroup {

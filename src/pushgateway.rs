@@ -174,7 +174,55 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 struct ApiResponse {
     status: String,
     #[serde(default)]
-    data: Vec<BTreeMap<String, serde_json::Value>>,
+    data: Vec<ApiGroup>,
+}
+
+/// One group of `GET /api/v1/metrics`, read without building a JSON tree:
+/// only `labels` and the families named `dora_*` are kept, the rest (the
+/// Pushgateway's own `push_time_seconds`, other jobs' metrics) is skipped as
+/// it streams by. With thousands of groups that is most of the answer.
+struct ApiGroup(StoredGroup);
+
+impl<'de> Deserialize<'de> for ApiGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ApiGroup;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Pushgateway group")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ApiGroup, A::Error> {
+                let mut group = StoredGroup::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "labels" {
+                        group.labels = map.next_value()?;
+                    } else if key.starts_with("dora_") {
+                        let family: ApiFamily = map.next_value()?;
+                        if let Some(first) =
+                            family.metrics.first().filter(|_| key.ends_with("_phase"))
+                        {
+                            group.sample_labels.clone_from(&first.labels);
+                        }
+                        let values = family
+                            .metrics
+                            .iter()
+                            .filter_map(|m| m.value.as_deref()?.parse::<f64>().ok())
+                            .collect();
+                        group.metrics.insert(key, values);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ApiGroup(group))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 #[derive(Deserialize)]
@@ -186,6 +234,8 @@ struct ApiFamily {
 #[derive(Deserialize)]
 struct ApiMetric {
     value: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 impl Pushgateway {
@@ -216,7 +266,8 @@ impl Pushgateway {
         let body = self
             .send("read groups", Method::GET, "api/v1/metrics", None)
             .await?;
-        parse_groups(&body).map_err(|e| Error::Pushgateway(format!("GET api/v1/metrics: {e}")))
+        parse_groups(body.as_bytes())
+            .map_err(|e| Error::Pushgateway(format!("GET api/v1/metrics: {e}")))
     }
 
     /// Replaces a group with `exposition` (`PUT`): the same event pushed
@@ -326,34 +377,18 @@ pub fn describe(e: &reqwest::Error) -> String {
 
 /// Parses `GET /api/v1/metrics`: each group is an object with `labels` and
 /// one key per metric family (values are strings).
-fn parse_groups(body: &str) -> std::result::Result<Vec<StoredGroup>, String> {
+fn parse_groups(body: &[u8]) -> std::result::Result<Vec<StoredGroup>, String> {
     let response: ApiResponse =
-        serde_json::from_str(body).map_err(|e| format!("unexpected answer: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("unexpected answer: {e}"))?;
     if response.status != "success" {
         return Err(format!("status `{}`", response.status));
     }
-    let mut groups = Vec::new();
-    for mut raw in response.data {
-        let labels = match raw.remove("labels") {
-            Some(v) => serde_json::from_value(v).map_err(|e| format!("group labels: {e}"))?,
-            None => continue,
-        };
-        let mut metrics = BTreeMap::new();
-        for (name, value) in raw {
-            // `last_push_successful` is a boolean, not a family.
-            let Ok(family) = serde_json::from_value::<ApiFamily>(value) else {
-                continue;
-            };
-            let values = family
-                .metrics
-                .iter()
-                .filter_map(|m| m.value.as_deref()?.parse::<f64>().ok())
-                .collect();
-            metrics.insert(name, values);
-        }
-        groups.push(StoredGroup { labels, metrics });
-    }
-    Ok(groups)
+    Ok(response
+        .data
+        .into_iter()
+        .map(|g| g.0)
+        .filter(|g| !g.labels.is_empty())
+        .collect())
 }
 
 #[cfg(test)]
@@ -428,7 +463,7 @@ mod tests {
         let body = r#"{"status":"success","data":[{"labels":{"job":"dora","run_id":"1"},"last_push_successful":true,
             "dora_workflow_deploy_timestamp":{"time_stamp":"2026-11-26T23:18:49Z","type":"GAUGE","help":"h","metrics":[{"labels":{"job":"dora"},"value":"1.7e+09"}]},
             "push_time_seconds":{"type":"GAUGE","metrics":[{"labels":{},"value":"1.79e+09"}]}}]}"#;
-        let groups = parse_groups(body).unwrap();
+        let groups = parse_groups(body.as_bytes()).unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].labels["run_id"], "1");
         assert_eq!(
@@ -436,7 +471,7 @@ mod tests {
             vec![1.7e9]
         );
         assert_eq!(groups[0].event_time(), Some(1.7e9));
-        assert!(parse_groups("<html>").is_err());
+        assert!(parse_groups(b"<html>").is_err());
     }
 
     #[test]

@@ -257,7 +257,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
     );
     // Canary phases (state, replaced every run) and a refusal that must fail
     // the run after the other sources' events are delivered.
-    let mut phases: Vec<dora::Group> = Vec::new();
+    let mut phases: Vec<dora::CanaryPhase> = Vec::new();
     let mut deferred: Option<Error> = None;
     let mut deploys = match event {
         None if mode == Mode::Cluster => {
@@ -306,15 +306,15 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
     }
 
-    report.canary_phases = phases.len();
     match pushgateway {
         None => {
             let all_new = vec![true; deploys.len()];
             complete(&github, &mut deploys, &[], &all_new, &mut report.warnings).await;
+            report.canary_phases = phases.len();
             let groups: Vec<dora::Group> = deploys
                 .iter()
                 .map(dora::deploy_group)
-                .chain(phases)
+                .chain(phases.iter().map(dora::CanaryPhase::group))
                 .collect();
             let text: String = groups
                 .iter()
@@ -481,7 +481,7 @@ async fn connect(
 /// What cluster mode read.
 struct ClusterEvents {
     events: Vec<dora::Deploy>,
-    phases: Vec<dora::Group>,
+    phases: Vec<dora::CanaryPhase>,
     /// The first refusal (RBAC 403, or a failed list): the run fails with it
     /// after the other sources' events are delivered.
     refusal: Option<Error>,
@@ -627,12 +627,12 @@ async fn cluster_events(
                 for c in &items {
                     match cluster::canary(c, environment) {
                         Ok((namespace, name, phase, outcome)) => {
-                            out.phases.push(dora::canary_phase_group(
-                                &namespace,
-                                &name,
-                                &phase,
-                                environment,
-                            ));
+                            out.phases.push(dora::CanaryPhase {
+                                namespace,
+                                canary: name,
+                                phase,
+                                environment: environment.to_string(),
+                            });
                             out.events.extend(outcome);
                         }
                         Err(e) => warnings.push(format!("a Canary was skipped: {e}")),
@@ -824,7 +824,7 @@ async fn deliver(
     github: &GitHub,
     inputs: &Inputs,
     deploys: &mut [dora::Deploy],
-    phases: Vec<dora::Group>,
+    phases: Vec<dora::CanaryPhase>,
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
@@ -853,12 +853,25 @@ async fn deliver(
         .collect();
     report.new_events = events.len();
     report.already_recorded = deploys.len() - events.len();
-    let existing: std::collections::BTreeSet<_> = stored.iter().map(|g| &g.labels).collect();
+    let by_labels: BTreeMap<&BTreeMap<String, String>, &dora::StoredGroup> =
+        stored.iter().map(|g| (&g.labels, g)).collect();
+    // Phases that did not change are not pushed again.
+    let changed: Vec<dora::Group> = phases
+        .iter()
+        .map(|p| (p, p.group()))
+        .filter(|(p, g)| {
+            !by_labels
+                .get(&g.labels(&inputs.job))
+                .is_some_and(|s| p.is_recorded(s))
+        })
+        .map(|(_, g)| g)
+        .collect();
+    report.canary_phases = changed.len();
     let to_push: Vec<(dora::Group, bool)> = events
         .into_iter()
-        .chain(phases)
+        .chain(changed)
         .map(|g| {
-            let existed = existing.contains(&g.labels(&inputs.job));
+            let existed = by_labels.contains_key(&g.labels(&inputs.job));
             (g, existed)
         })
         .collect();

@@ -245,6 +245,25 @@ async fn flux_revisions_and_canary_outcomes_become_events() {
             .any(|r| r.path_and_query.starts_with(&format!("{CANARIES}?limit=")))
     );
     assert_eq!(c.commit_lookups().await, 1, "one look-up per new revision");
+
+    // Nothing changed: the re-run reads the stored groups and pushes nothing.
+    let puts = |c: &Cluster| {
+        c.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .count()
+    };
+    let before = puts(&c);
+    let out = c.run().run().await;
+    out.assert_code(0);
+    assert_eq!(
+        puts(&c),
+        before,
+        "no event and no unchanged canary phase is pushed again"
+    );
+    assert!(out.summary.contains("0 new, 3 already"), "{}", out.summary);
+    assert_eq!(c.commit_lookups().await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,8 +16,12 @@ const TOKEN: &str = "ghs_workflowsModeTokenNeverPrinted42";
 const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 
+/// `seconds` before one fixed, whole-second "now" for the whole test binary:
+/// times built at different moments must differ by exactly what they say.
 fn ago(seconds: i64) -> String {
-    (Timestamp::now() - SignedDuration::from_secs(seconds)).to_string()
+    static NOW: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    let now = *NOW.get_or_init(|| Timestamp::from_second(Timestamp::now().as_second()).unwrap());
+    (now - SignedDuration::from_secs(seconds)).to_string()
 }
 
 /// A run as the REST API lists it: the fixture's real shape, with these values.
