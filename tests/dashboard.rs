@@ -1,0 +1,1444 @@
+//! The Grafana dashboard (`dashboards/dora-metrics.json`) and the recording
+//! rules (`dashboards/dora-rules.yml`), proven against a real Prometheus.
+//!
+//! A known scenario — two deploy workflows over nine days with failures and
+//! recoveries, a Flux Kustomization applying four revisions (and one not
+//! Ready), two Flagger canaries with a rollback and a recovery — goes
+//! *through the binary* into a real Pushgateway (workflows mode against a
+//! GitHub mock; cluster mode against the fake API server, five scheduled
+//! runs with the cluster's objects changing in between), and the real
+//! Prometheus scrapes it. Then every target of every panel (rows included) is
+//! evaluated with the dashboard's variables substituted the way Grafana does,
+//! and the four headline stats are compared with DORA numbers worked out by
+//! hand below. Lints check the JSON itself: schema, variables, no fixed
+//! windows, and that the dashboard and the code agree on metric names.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use dora_action::dora::Band;
+use jiff::{SignedDuration, Timestamp};
+use reqwest::Url;
+use serde_json::{Value, json};
+use support::aws::{AwsCredentials, EksStub};
+use support::kube::{FakeApiConfig, FakeApiServer};
+use support::{Action, Prometheus, Pushgateway, fixture};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+// ------------------------------------------------------------ the dashboard
+
+fn repo_file(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn dashboard() -> Value {
+    serde_json::from_str(&repo_file("dashboards/dora-metrics.json"))
+        .expect("dashboards/dora-metrics.json is JSON")
+}
+
+/// Every panel that is not a row, in order, including the panels a
+/// collapsed row keeps inside it.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in list.as_array().into_iter().flatten() {
+            if panel["type"] != "row" {
+                out.push(panel);
+            }
+            walk(&panel["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+fn panel<'a>(dashboard: &'a Value, title: &str) -> &'a Value {
+    let found: Vec<&Value> = panels(dashboard)
+        .into_iter()
+        .filter(|p| p["title"] == title)
+        .collect();
+    assert_eq!(found.len(), 1, "want exactly one panel titled {title:?}");
+    found[0]
+}
+
+fn targets(panel: &Value) -> Vec<&Value> {
+    panel["targets"].as_array().into_iter().flatten().collect()
+}
+
+fn expr(target: &Value) -> &str {
+    target["expr"].as_str().expect("a target has an expr")
+}
+
+/// `time() - $__interval` as a number (whitespace removed): the start of a
+/// bar's interval in the time series panels.
+const INTERVAL_START: &str = "scalar(max_over_time(timestamp(vector(1))[1s:1s]offset$__interval))";
+
+/// The four headline stats, by their exact titles.
+const HEADLINE: [&str; 4] = [
+    "Deployment frequency",
+    "Lead time for changes",
+    "Change failure rate",
+    "Failed deployment recovery time",
+];
+
+/// What a dashboard user picked: the time range and the two variables
+/// (empty = All).
+struct Selection {
+    range_s: i64,
+    environment: Vec<&'static str>,
+    source: Vec<&'static str>,
+}
+
+impl Selection {
+    fn all() -> Selection {
+        Selection {
+            range_s: 7 * DAY,
+            environment: vec![],
+            source: vec![],
+        }
+    }
+}
+
+/// Grafana's escaping of a value for a Prometheus regex matcher
+/// (`prometheusSpecialRegexEscape`): the regex metacharacters get a
+/// backslash, itself doubled inside the PromQL string.
+fn regex_escape(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if c == '\\' {
+            out.push_str("\\\\\\\\");
+        } else if "$^*{}[]'+?.()|".contains(c) {
+            out.push_str("\\\\");
+            out.push(c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A multi-value variable with All, interpolated into a Prometheus query as
+/// Grafana does: All → the variable's `allValue` (`.*`), one value → the
+/// value escaped, several → `(a|b)`.
+fn multi_value(all_value: &str, picked: &[&str]) -> String {
+    match picked {
+        [] => all_value.to_string(),
+        [one] => regex_escape(one),
+        many => format!(
+            "({})",
+            many.iter()
+                .map(|v| regex_escape(v))
+                .collect::<Vec<_>>()
+                .join("|")
+        ),
+    }
+}
+
+/// The query Grafana sends for `target` of `panel`: `$__range_s` (before
+/// `$__range`, its prefix), `$__range` (Grafana renders it in seconds,
+/// `604800s`), `$__interval` (the panel's minimum interval, `1d` for the
+/// bar charts, else what Grafana computes for a week on a wide panel),
+/// `$__rate_interval`, and the variables.
+fn interpolate(dashboard: &Value, panel: &Value, target: &Value, sel: &Selection) -> String {
+    let all_value = |name: &str| {
+        dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .and_then(|v| v["allValue"].as_str())
+            .unwrap_or_else(|| panic!("variable {name} has an allValue"))
+            .to_string()
+    };
+    let interval = panel["interval"].as_str().unwrap_or("10m");
+    expr(target)
+        .replace("$__range_s", &sel.range_s.to_string())
+        .replace("$__range", &format!("{}s", sel.range_s))
+        .replace("$__interval", interval)
+        .replace("$__rate_interval", "4m")
+        .replace(
+            "${environment}",
+            &multi_value(&all_value("environment"), &sel.environment),
+        )
+        .replace("${source}", &multi_value(&all_value("source"), &sel.source))
+}
+
+// ---------------------------------------------------------------- lints
+
+/// The metric names the code emits: every `"dora_…"` string literal in
+/// `src/` outside `#[cfg(test)]` code.
+fn emitted_names() -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(i) = rest.find("\"dora_") {
+            let after = &rest[i + 1..];
+            let len = after
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(after.len());
+            if after[len..].starts_with('"') && len > "dora_".len() {
+                names.insert(after[..len].to_string());
+            }
+            rest = &after[len..];
+        }
+    }
+    names
+}
+
+/// The metric names a PromQL expression mentions: `dora_` identifiers (a
+/// regex such as `{__name__=~"dora_.+"}` names none).
+fn names_in(promql: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = promql.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+    let mut i = 0;
+    while let Some(found) = promql[i..].find("dora_") {
+        let start = i + found;
+        let end = start
+            + promql[start..]
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(promql.len() - start);
+        if (start == 0 || !ident(bytes[start - 1])) && end > start + "dora_".len() {
+            names.insert(promql[start..end].to_string());
+        }
+        i = end.max(start + 1);
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_and_the_code_agree_on_metric_names() {
+    let emitted = emitted_names();
+    assert!(
+        emitted.contains("dora_workflow_deploy_timestamp"),
+        "the scan of src/ found the metric names: {emitted:?}"
+    );
+    let d = dashboard();
+    let used: BTreeSet<String> = panels(&d)
+        .iter()
+        .flat_map(|p| targets(p))
+        .flat_map(|t| names_in(expr(t)))
+        .collect();
+    let unknown: Vec<&String> = used.difference(&emitted).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics the code does not emit: {unknown:?}"
+    );
+    let unshown: Vec<&String> = emitted.difference(&used).collect();
+    assert!(
+        unshown.is_empty(),
+        "the code emits metrics no panel shows: {unshown:?}"
+    );
+    let rules: BTreeSet<String> = rule_exprs().iter().flat_map(|(_, e)| names_in(e)).collect();
+    let unknown: Vec<&String> = rules.difference(&emitted).collect();
+    assert!(
+        unknown.is_empty(),
+        "the recording rules use metrics the code does not emit: {unknown:?}"
+    );
+}
+
+#[test]
+fn the_dashboard_follows_the_time_picker_and_its_variables() {
+    let d = dashboard();
+    assert!(
+        d["schemaVersion"].as_u64().unwrap() >= 39,
+        "a current Grafana schema"
+    );
+    let vars = d["templating"]["list"].as_array().unwrap();
+    let var = |name: &str| vars.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(var("datasource")["type"], "datasource");
+    assert_eq!(var("datasource")["query"], "prometheus");
+    for name in ["environment", "source"] {
+        let v = var(name);
+        assert_eq!(v["type"], "query", "{name}");
+        assert_eq!(v["multi"], true, "{name} is multi-select");
+        assert_eq!(v["includeAll"], true, "{name} has All");
+        assert_eq!(v["allValue"], ".*", "{name}: All matches every value");
+        assert_eq!(v["datasource"]["uid"], "${datasource}", "{name}");
+        assert!(
+            v["definition"]
+                .as_str()
+                .unwrap()
+                .starts_with("label_values("),
+            "{name}"
+        );
+    }
+    assert_eq!(d["time"]["from"], "now-7d");
+
+    const ALLOWED: [&str; 7] = [
+        "$__range_s",
+        "$__range",
+        "$__interval",
+        "$__rate_interval",
+        "${environment}",
+        "${source}",
+        "${datasource}",
+    ];
+    let all = panels(&d);
+    assert!(all.len() >= 20, "headline plus detail panels");
+    for p in &all {
+        let title = p["title"].as_str().unwrap();
+        assert_eq!(
+            p["datasource"]["uid"], "${datasource}",
+            "{title}: no hard-coded data source"
+        );
+        assert!(!targets(p).is_empty(), "{title} has queries");
+        for t in targets(p) {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+            let e = expr(t);
+            // Every `$` starts one of the allowed variables.
+            for (i, _) in e.match_indices('$') {
+                assert!(
+                    ALLOWED.iter().any(|a| e[i..].starts_with(a)),
+                    "{title}: only {ALLOWED:?} may be used, found {:?}",
+                    &e[i..(i + 20).min(e.len())]
+                );
+            }
+            // No fixed window: no literal range selector, offset or
+            // `time() - N`. One idiom is allowed: the start of a bar's
+            // interval, `time() - $__interval` as a number, which PromQL 2.x
+            // can only read from a one-second subquery shifted by the interval.
+            let compact: String = e
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .replace(INTERVAL_START, "");
+            for (i, _) in compact.match_indices('[') {
+                assert!(
+                    compact[i + 1..].starts_with('$'),
+                    "{title}: a fixed range selector in {e}"
+                );
+            }
+            assert!(!compact.contains("offset"), "{title}: an offset in {e}");
+            for (i, _) in compact.match_indices("time()-") {
+                assert!(
+                    compact[i + "time()-".len()..].starts_with('$'),
+                    "{title}: a fixed window in {e}"
+                );
+            }
+        }
+    }
+
+    // The headline: the first row, four stats titled exactly so.
+    let first_row: Vec<&Value> = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .take_while(|p| p["type"] != "row")
+        .collect();
+    let titles: Vec<&str> = first_row
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, HEADLINE);
+    assert!(first_row.iter().all(|p| p["type"] == "stat"));
+    let units: Vec<&str> = first_row
+        .iter()
+        .map(|p| p["fieldConfig"]["defaults"]["unit"].as_str().unwrap())
+        .collect();
+    assert_eq!(units, ["suffix:/day", "s", "percent", "s"]);
+}
+
+/// The band a stat panel's thresholds colour `value` with: the last step
+/// whose value is at or below it (Grafana's rule), named by its colour.
+fn band_of(panel: &Value, value: f64) -> &'static str {
+    let steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .unwrap();
+    let colour = steps
+        .iter()
+        .rfind(|s| s["value"].as_f64().is_none_or(|v| v <= value))
+        .unwrap()["color"]
+        .as_str()
+        .unwrap();
+    match colour {
+        "dark-green" => "elite",
+        "green" => "high",
+        "orange" => "medium",
+        "red" => "low",
+        other => panic!("{} uses colour {other}", panel["title"]),
+    }
+}
+
+#[test]
+fn headline_thresholds_are_the_dora_2024_bands_the_code_uses() {
+    let d = dashboard();
+    let check = |title: &str, values: &[f64], code: &dyn Fn(f64) -> Band| {
+        let p = panel(&d, title);
+        for &v in values {
+            assert_eq!(
+                band_of(p, v),
+                code(v).as_str(),
+                "{title} at {v}: the dashboard's colour and the summary's band differ"
+            );
+        }
+    };
+    check(
+        "Deployment frequency",
+        &[
+            0.0,
+            0.01,
+            1.0 / 30.0,
+            0.05,
+            1.0 / 7.0,
+            0.5,
+            1.0,
+            13.0 / 7.0,
+            20.0,
+        ],
+        &Band::of_frequency,
+    );
+    let seconds = |f: fn(i64) -> Band| move |v: f64| f(v as i64);
+    check(
+        "Lead time for changes",
+        &[
+            0.0,
+            3_600.0,
+            86_399.0,
+            86_400.0,
+            604_799.0,
+            604_800.0,
+            2_591_999.0,
+            2_592_000.0,
+            1e8,
+        ],
+        &seconds(Band::of_lead_time),
+    );
+    check(
+        "Change failure rate",
+        &[
+            0.0, 4.9, 5.0, 5.1, 19.9, 20.0, 20.1, 39.9, 40.0, 40.1, 100.0,
+        ],
+        &|percent| Band::of_failure_rate(percent / 100.0),
+    );
+    check(
+        "Failed deployment recovery time",
+        &[
+            0.0, 3_599.0, 3_600.0, 86_399.0, 86_400.0, 604_799.0, 604_800.0, 1e8,
+        ],
+        &seconds(Band::of_recovery),
+    );
+}
+
+// ------------------------------------------------------ recording rules
+
+fn rules_text() -> String {
+    repo_file("dashboards/dora-rules.yml")
+}
+
+/// (record, expr) of every rule in `dashboards/dora-rules.yml`.
+fn rule_exprs() -> Vec<(String, String)> {
+    let rules: Value = serde_saphyr::from_str(&rules_text()).expect("dora-rules.yml is YAML");
+    rules["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .map(|r| {
+            (
+                r["record"].as_str().expect("a recording rule").to_string(),
+                r["expr"].as_str().expect("expr").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn promtool_accepts_the_recording_rules() {
+    let out = std::process::Command::new("/usr/bin/promtool")
+        .args(["check", "rules"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/dora-rules.yml"))
+        .output()
+        .expect("run promtool (Debian package `prometheus`)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool check rules failed:\n{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
+    let records: Vec<String> = rule_exprs().into_iter().map(|(r, _)| r).collect();
+    for key in [
+        "dora:deployment_frequency:per_day7d",
+        "dora:lead_time_seconds:median7d",
+        "dora:change_failure_rate:ratio7d",
+        "dora:recovery_seconds:median7d",
+    ] {
+        assert!(records.iter().any(|r| r == key), "{key} in {records:?}");
+    }
+}
+
+// ------------------------------------------------------------- scenario
+
+const H: i64 = 3_600;
+const DAY: i64 = 86_400;
+/// Every event happens half an hour past a whole number of hours ago, so
+/// none sits on the edge of a one-day bucket counted back from "now".
+const HALF: i64 = 1_800;
+const TOKEN: &str = "ghs_dashboardScenarioToken0123456789";
+const CLUSTER: &str = "prod-eks";
+const REGION: &str = "eu-west-1";
+
+/// A 40-hex-digit sha, distinct per `n`.
+fn sha(n: u64) -> String {
+    format!("{n:040x}")
+}
+
+/// The deploy workflows: (file, name, workflow id).
+type Workflow = (&'static str, &'static str, u64);
+const API: Workflow = ("deploy-api.yml", "Deploy API", 2001);
+const WEB: Workflow = ("deploy-web.yml", "Deploy Web", 2002);
+
+/// One run: (run id, workflow, conclusion, finished hours ago, head commit hours ago).
+type Run = (u64, Workflow, &'static str, i64, i64);
+
+/// The deploy workflows' runs on `main`. The range the dashboard is checked
+/// on is the last 7 days = 168 hours.
+const RUNS: [Run; 13] = [
+    (9101, API, "success", 216, 217), // outside the range; head lead 1h
+    (9102, API, "failure", 192, 193), // outside the range
+    (9103, API, "success", 144, 146), // recovers 9102: 48h; per change 6h (compare below)
+    (9104, API, "success", 120, 124), // head lead 4h (compare lists no commit times)
+    (9105, API, "failure", 72, 73),
+    (9106, API, "failure", 71, 72),
+    (9107, API, "success", 69, 70), // recovers 9105: 3h; per change 4h (compare below)
+    (9108, API, "success", 20, 21), // head lead 1h
+    (9201, WEB, "success", 130, 135), // head lead 5h (first success: nothing to compare)
+    (9202, WEB, "failure", 50, 51),
+    (9203, WEB, "success", 48, 50), // recovers 9202: 2h; head lead 2h
+    (9204, WEB, "success", 10, 13), // head lead 3h
+    (9205, WEB, "failure", 6, 7),   // a failure streak still open
+];
+
+/// Compares with commit times: (base run, head run, commits' hours ago).
+/// 9101→9103 shipped commits of 193h, 150h and 146h ago; deployed 144h ago
+/// their lead times are 49h, 6h and 2h: median 6h. 9104→9107 shipped 81h,
+/// 73h, 70h ago, deployed 69h ago: 12h, 4h, 1h: median 4h. Every other
+/// compare lists one commit without its time (changes known, lead time per
+/// change not: the head commit's counts).
+const COMPARES: [(u64, u64, [i64; 3]); 2] =
+    [(9101, 9103, [193, 150, 146]), (9104, 9107, [81, 73, 70])];
+
+/// Flux revisions of `flux-system/apps` (sha n, applied hours ago, commit
+/// hours ago): lead times 1h (outside the range), 2h, 8h, 1h.
+const REVISIONS: [(u64, i64, i64); 4] = [
+    (0xf100, 200, 201),
+    (0xf101, 140, 142),
+    (0xf102, 96, 104),
+    (0xf103, 18, 19),
+];
+/// `flux-system/infra`'s revision that is not Ready (12h ago): not a deployment.
+const NOT_READY: (u64, i64, i64) = (0xf1ff, 12, 13);
+
+/// What the cluster shows at each of the five scheduled cluster runs: the
+/// `apps` revision (index into [`REVISIONS`]), whether `infra` exists (not
+/// Ready), and each canary's (phase, hours ago).
+struct Snapshot {
+    apps: usize,
+    infra: bool,
+    web: (&'static str, i64),
+    api: (&'static str, i64),
+}
+
+/// Canary `shop/web`: Succeeded 100h ago, rolled back (Failed) 60h ago,
+/// Succeeded again 58h ago (recovery 2h), Failed 5h ago (open). Canary
+/// `shop/api`: Succeeded 16h ago.
+const SNAPSHOTS: [Snapshot; 5] = [
+    Snapshot {
+        apps: 0,
+        infra: false,
+        web: ("Initialized", 230),
+        api: ("Initialized", 230),
+    },
+    Snapshot {
+        apps: 1,
+        infra: false,
+        web: ("Succeeded", 100),
+        api: ("Initialized", 230),
+    },
+    Snapshot {
+        apps: 2,
+        infra: false,
+        web: ("Failed", 60),
+        api: ("Initialized", 230),
+    },
+    Snapshot {
+        apps: 2,
+        infra: false,
+        web: ("Succeeded", 58),
+        api: ("Initialized", 230),
+    },
+    Snapshot {
+        apps: 3,
+        infra: true,
+        web: ("Failed", 5),
+        api: ("Succeeded", 16),
+    },
+];
+
+// The DORA numbers of the last 7 days (168h), by hand.
+//
+// Deployments (successes) in range:
+//   workflows 7: Deploy API 9103, 9104, 9107, 9108; Deploy Web 9201, 9203, 9204
+//   Flux 3:      apps revisions applied 140h, 96h, 18h ago (200h is outside)
+//   Flagger 3:   web Succeeded 100h, 58h ago; api Succeeded 16h ago
+//   = 13
+// Failed deployments in range:
+//   workflows 4: 9105, 9106, 9202, 9205 (9102 is outside)
+//   Flagger 2:   web Failed 60h, 5h ago
+//   = 6
+// Deployment frequency = 13 / 7 days = 1.857…/day              → elite (≥ 1/day)
+// Change failure rate  = 6 / (13 + 6) = 31.578…%               → medium (≤ 40 %)
+// Lead time: per deployment, per-change median where known else head commit:
+//   9103 6h, 9104 4h, 9107 4h, 9108 1h, 9201 5h, 9203 2h, 9204 3h;
+//   Flux 2h, 8h, 1h. Sorted: 1 1 2 2 3 4 4 5 6 8 (hours), ten values:
+//   Prometheus' quantile(0.5) interpolates rank 0.5 × 9 = 4.5 between
+//   3h and 4h = 3.5h = 12 600 s                                → elite (< 1 day)
+// Recovery: 9103 48h, 9107 3h, 9203 2h, canary web 2h. Sorted 2 2 3 48:
+//   rank 1.5 → between 2h and 3h = 2.5h = 9 000 s               → high (< 1 day)
+const FREQUENCY_ALL: f64 = 13.0 / 7.0;
+const CFR_ALL: f64 = 100.0 * 6.0 / 19.0;
+const LEAD_ALL: f64 = 3.5 * 3_600.0;
+const RECOVERY_ALL: f64 = 2.5 * 3_600.0;
+
+// The same with source = Deploy API and web (Grafana sends `(Deploy API|web)`):
+//   deployments: 9103, 9104, 9107, 9108 + web Succeeded 100h, 58h = 6 → 6/7 per day → high
+//   failures: 9105, 9106 + web Failed 60h, 5h = 4; CFR 4/10 = 40 %      → medium (≤ 40 %)
+//   lead: 6h 4h 4h 1h → sorted 1 4 4 6 → rank 1.5 → 4h = 14 400 s      → elite
+//   recovery: 48h, 3h + web 2h → sorted 2 3 48 → 3h = 10 800 s          → high
+const FREQUENCY_PICKED: f64 = 6.0 / 7.0;
+const CFR_PICKED: f64 = 40.0;
+const LEAD_PICKED: f64 = 4.0 * 3_600.0;
+const RECOVERY_PICKED: f64 = 3.0 * 3_600.0;
+
+/// The Pushgateway and Prometheus holding the scenario, and the moment the
+/// queries are evaluated at.
+struct Scenario {
+    _pg: Pushgateway,
+    prom: Prometheus,
+    at: f64,
+}
+
+fn ago(now: Timestamp, hours: i64) -> Timestamp {
+    now - SignedDuration::from_secs(hours * H + HALF)
+}
+
+/// A run as the REST API lists it: the fixture's real shape, these values.
+fn run_json(
+    now: Timestamp,
+    (id, (file, name, workflow_id), conclusion, finished, committed): Run,
+) -> Value {
+    let payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
+    )
+    .unwrap();
+    let mut r = payload["workflow_run"].clone();
+    r["id"] = json!(id);
+    r["name"] = json!(name);
+    r["path"] = json!(format!(".github/workflows/{file}"));
+    r["workflow_id"] = json!(workflow_id);
+    r["conclusion"] = json!(conclusion);
+    r["updated_at"] = json!(ago(now, finished).to_string());
+    r["created_at"] = json!(ago(now, finished).to_string());
+    r["run_started_at"] = json!(ago(now, finished).to_string());
+    r["head_sha"] = json!(sha(id));
+    r["head_commit"]["id"] = json!(sha(id));
+    r["head_commit"]["timestamp"] = json!(ago(now, committed).to_string());
+    r["html_url"] = json!(format!(
+        "https://github.com/octo-org/shop/actions/runs/{id}"
+    ));
+    r
+}
+
+fn commit_json(sha: &str, date: Timestamp) -> Value {
+    json!({"sha": sha, "commit": {"author": {"date": date.to_string()}, "committer": {"date": date.to_string()}, "message": "change"}})
+}
+
+/// GitHub REST: both workflows' runs, the compares, and the commits of the
+/// Flux revisions.
+async fn github(now: Timestamp) -> MockServer {
+    let server = MockServer::start().await;
+    for workflow in [API, WEB] {
+        let runs: Vec<Value> = RUNS
+            .iter()
+            .filter(|r| r.1 == workflow)
+            .rev() // newest first, as GitHub lists them
+            .map(|r| run_json(now, *r))
+            .collect();
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/repos/octo-org/shop/actions/workflows/{}/runs",
+                workflow.0
+            )))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"total_count": runs.len(), "workflow_runs": runs})),
+            )
+            .mount(&server)
+            .await;
+    }
+    for (base, head, commits) in COMPARES {
+        let listed: Vec<Value> = commits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let id = if i == 2 {
+                    sha(head)
+                } else {
+                    sha(0xc000 + head * 10 + i as u64)
+                };
+                commit_json(&id, ago(now, *h))
+            })
+            .collect();
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/repos/octo-org/shop/compare/{}...{}",
+                sha(base),
+                sha(head)
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "status": "ahead", "ahead_by": 3, "total_commits": 3, "commits": listed
+            })))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path_regex("^/repos/octo-org/shop/compare/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"status": "ahead", "ahead_by": 1, "total_commits": 1, "commits": []}),
+        ))
+        .mount(&server)
+        .await;
+    for (n, _, committed) in REVISIONS.iter().chain([&NOT_READY]) {
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/octo-org/shop/commits/{}", sha(*n))))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(commit_json(&sha(*n), ago(now, *committed))),
+            )
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// The scheduled workflows-mode leg: both deploy workflows' history.
+async fn record_workflows(pg: &Pushgateway, gh: &MockServer) {
+    let action = Action::new();
+    let payload = action.dir().join("schedule.json");
+    std::fs::write(
+        &payload,
+        json!({"schedule": "17 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string(),
+    )
+    .unwrap();
+    let out = action
+        .event("schedule", &payload)
+        .input("workflows", &format!("{}, {}", API.0, WEB.0))
+        .input("environment", "production")
+        .input("pushgateway-url", &pg.url)
+        .input("github-token", TOKEN)
+        .env("GITHUB_API_URL", &gh.uri())
+        .run()
+        .await;
+    out.assert_code(0);
+    assert_eq!(
+        (out.output("deployments"), out.output("failures")),
+        ("8", "5"),
+        "all 13 runs are in the 30-day lookback"
+    );
+}
+
+// ---- Flux and Flagger through cluster mode -------------------------------
+//
+// Five scheduled `mode: cluster` runs against the fake API server, the
+// cluster's objects changing in between as time went by. Object shapes are
+// Flux v1 Kustomization / GitRepository and Flagger v1beta1 Canary.
+
+const KUSTOMIZATIONS: &str =
+    "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations";
+const GIT_REPOSITORIES: &str =
+    "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories";
+const CANARIES: &str = "/apis/flagger.app/v1beta1/namespaces/shop/canaries";
+
+fn k8s_list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+fn kustomization(name: &str, revision: u64, ready: bool, at: Timestamp) -> Value {
+    let revision = format!("main@sha1:{}", sha(revision));
+    let (status, reason) = if ready {
+        ("True", "ReconciliationSucceeded")
+    } else {
+        ("False", "HealthCheckFailed")
+    };
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system", "generation": 2},
+        "spec": {"interval": "10m", "path": format!("./{name}/production"), "prune": true,
+                 "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+        "status": {
+            "observedGeneration": 2,
+            "lastAppliedRevision": revision, "lastAttemptedRevision": revision,
+            "conditions": [{"type": "Ready", "status": status, "reason": reason,
+                            "message": format!("Applied revision: {revision}"),
+                            "lastTransitionTime": at.to_string(), "observedGeneration": 2}]
+        }
+    })
+}
+
+fn git_repository() -> Value {
+    json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "flux-system", "namespace": "flux-system"},
+        "spec": {"interval": "1m", "ref": {"branch": "main"}, "url": "https://github.com/octo-org/shop"},
+    })
+}
+
+fn canary(name: &str, phase: &str, at: Timestamp) -> Value {
+    let failed = phase == "Failed";
+    json!({
+        "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                 "service": {"port": 80}, "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}},
+        "status": {"phase": phase, "lastTransitionTime": at.to_string(), "canaryWeight": 0,
+                   "failedChecks": if failed { 5 } else { 0 }, "iterations": 0,
+                   "conditions": [{"type": "Promoted", "status": if failed { "False" } else { "True" },
+                                   "lastUpdateTime": at.to_string(), "lastTransitionTime": at.to_string(),
+                                   "reason": phase, "message": format!("Canary {phase}")}]}
+    })
+}
+
+/// Flux and Flagger history through the binary: one `mode: cluster` run per
+/// [`SNAPSHOTS`] entry, in order (recovery is found from what earlier runs
+/// stored). Needs cluster mode (issue 4).
+async fn record_cluster(pg: &Pushgateway, gh: &MockServer, now: Timestamp) {
+    let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
+    let eks = EksStub::start().await;
+    eks.active(CLUSTER, REGION, &api).await;
+    for (i, s) in SNAPSHOTS.iter().enumerate() {
+        let (rev, applied, _) = REVISIONS[s.apps];
+        let mut kustomizations = vec![kustomization("apps", rev, true, ago(now, applied))];
+        if s.infra {
+            kustomizations.push(kustomization(
+                "infra",
+                NOT_READY.0,
+                false,
+                ago(now, NOT_READY.1),
+            ));
+        }
+        api.set_object(KUSTOMIZATIONS, k8s_list("Kustomization", kustomizations));
+        api.set_object(
+            GIT_REPOSITORIES,
+            k8s_list("GitRepository", vec![git_repository()]),
+        );
+        api.set_object(
+            CANARIES,
+            k8s_list(
+                "Canary",
+                vec![
+                    canary("web", s.web.0, ago(now, s.web.1)),
+                    canary("api", s.api.0, ago(now, s.api.1)),
+                ],
+            ),
+        );
+        let wanted = if s.infra {
+            "flux-system/apps, flux-system/infra"
+        } else {
+            "flux-system/apps"
+        };
+        let out = Action::new()
+            .env("GITHUB_EVENT_NAME", "schedule")
+            .input("mode", "cluster")
+            .input("cluster-name", CLUSTER)
+            .input("aws-region", REGION)
+            .input("kustomizations", wanted)
+            .input("canary-namespaces", "shop")
+            .input("environment", "production")
+            .input("github-token", TOKEN)
+            .aws_credentials(&AwsCredentials::test())
+            .env("AWS_ENDPOINT_URL_EKS", &eks.url())
+            .env("GITHUB_API_URL", &gh.uri())
+            .run()
+            .await;
+        if out.code != 0 {
+            out.assert_code(0);
+        }
+        assert!(
+            out.error_lines().is_empty(),
+            "cluster run {}: {}",
+            i + 1,
+            out.stdout
+        );
+    }
+}
+
+impl Scenario {
+    /// Pushes the scenario through the binary and waits until Prometheus
+    /// has scraped every sample the Pushgateway holds.
+    async fn start() -> Scenario {
+        // Whole seconds, as GitHub and Kubernetes write their times.
+        let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+        let pg = Pushgateway::start().await;
+        let prom = Prometheus::start(&pg).await;
+        let gh = github(now).await;
+        // The workflow leg and the cluster runs write distinct groups: at once.
+        tokio::join!(record_workflows(&pg, &gh), record_cluster(&pg, &gh, now));
+
+        let groups = pg.groups().await;
+        assert_eq!(
+            groups.len(),
+            13 + 5 + 5 + 2,
+            "13 runs, 5 Flux revisions, 5 canary outcomes, 2 canary phases: {:#?}",
+            groups.iter().map(|g| &g.labels).collect::<Vec<_>>()
+        );
+        let samples: usize = groups
+            .iter()
+            .flat_map(|g| g.metrics.iter())
+            .filter(|(name, _)| name.starts_with("dora_"))
+            .map(|(_, s)| s.len())
+            .sum();
+        let want = samples as f64;
+        prom.query_until(
+            r#"count({__name__=~"dora_.+"})"#,
+            |r| r.first().is_some_and(|s| s.value == want),
+            Duration::from_secs(30),
+        )
+        .await;
+        let at = Timestamp::now().as_millisecond() as f64 / 1000.0;
+        Scenario { _pg: pg, prom, at }
+    }
+
+    /// An instant query at the scenario's evaluation time.
+    async fn query(&self, promql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+        let body = api(
+            &self.prom.url,
+            "query",
+            &[("query", promql), ("time", &self.at.to_string())],
+        )
+        .await?;
+        match body["resultType"].as_str() {
+            Some("vector") => Ok(body["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (labels(&r["metric"]), value(&r["value"][1])))
+                .collect()),
+            Some("scalar") => Ok(vec![(BTreeMap::new(), value(&body["result"][1]))]),
+            other => Err(format!("want a vector, got {other:?}")),
+        }
+    }
+
+    /// A range query over the `range_s` before the evaluation time, as
+    /// Grafana runs a time series panel: each series' points (time, value).
+    async fn query_range(
+        &self,
+        promql: &str,
+        range_s: i64,
+        step_s: i64,
+    ) -> Result<Vec<(BTreeMap<String, String>, Vec<(f64, f64)>)>, String> {
+        let body = api(
+            &self.prom.url,
+            "query_range",
+            &[
+                ("query", promql),
+                ("start", &(self.at - range_s as f64).to_string()),
+                ("end", &self.at.to_string()),
+                ("step", &step_s.to_string()),
+            ],
+        )
+        .await?;
+        Ok(body["result"]
+            .as_array()
+            .ok_or("no result")?
+            .iter()
+            .map(|r| {
+                let points = r["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p[0].as_f64().unwrap(), value(&p[1])))
+                    .collect();
+                (labels(&r["metric"]), points)
+            })
+            .collect())
+    }
+
+    /// The single value `promql` answers; panics otherwise.
+    async fn scalar(&self, promql: &str) -> f64 {
+        match self.query(promql).await {
+            Ok(r) if r.len() == 1 => r[0].1,
+            other => panic!("{promql}: want one value, got {other:?}"),
+        }
+    }
+}
+
+/// GET `/api/v1/{endpoint}`; the `data` of a success, else Prometheus' error.
+async fn api(base: &str, endpoint: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+    let mut url = Url::parse(&format!("{base}/api/v1/{endpoint}")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    let body: Value = reqwest::get(url)
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if body["status"] != "success" {
+        return Err(format!("{}: {}", body["errorType"], body["error"]));
+    }
+    Ok(body["data"].clone())
+}
+
+fn labels(metric: &Value) -> BTreeMap<String, String> {
+    metric
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn value(v: &Value) -> f64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+// ---------------------------------------------------------------- proof
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers() {
+    let s = Scenario::start().await;
+    let d = dashboard();
+    let all = Selection::all();
+
+    // The variables' queries list the scenario's values, as Grafana asks
+    // for them (`label_values(selector, label)` → the label values API).
+    let mut options = BTreeMap::new();
+    for v in d["templating"]["list"].as_array().unwrap() {
+        if v["type"] != "query" {
+            continue;
+        }
+        let definition = v["definition"].as_str().unwrap();
+        assert_eq!(v["query"]["query"], definition);
+        let inner = definition
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap();
+        let (selector, label) = inner.rsplit_once(',').unwrap();
+        let selector = selector.replace("${environment}", ".*");
+        let values = api(
+            &s.prom.url,
+            &format!("label/{}/values", label.trim()),
+            &[("match[]", selector.as_str())],
+        )
+        .await
+        .unwrap();
+        options.insert(v["name"].as_str().unwrap().to_string(), values);
+    }
+    assert_eq!(options["environment"], json!(["production"]));
+    assert_eq!(
+        options["source"],
+        json!(["Deploy API", "Deploy Web", "api", "apps", "infra", "web"])
+    );
+
+    // Every target of every panel, rows included: no error, no empty answer.
+    // Time series panels are range queries in Grafana: those run over the
+    // week too, one point per `$__interval`.
+    let mut failures = Vec::new();
+    let mut evaluated = 0;
+    for p in panels(&d) {
+        let title = p["title"].as_str().unwrap();
+        for t in targets(p) {
+            let q = interpolate(&d, p, t, &all);
+            evaluated += 1;
+            match s.query(&q).await {
+                Ok(r) if r.is_empty() => {
+                    failures.push(format!("{title} {}: empty\n{q}", t["refId"]))
+                }
+                Ok(_) => {}
+                Err(e) => failures.push(format!("{title} {}: {e}\n{q}", t["refId"])),
+            }
+            if t["range"] == true {
+                match s.query_range(&q, all.range_s, DAY).await {
+                    Ok(r) if r.is_empty() => {
+                        failures.push(format!("{title} {} (range): empty\n{q}", t["refId"]))
+                    }
+                    Ok(_) => {}
+                    Err(e) => failures.push(format!("{title} {} (range): {e}\n{q}", t["refId"])),
+                }
+            }
+        }
+    }
+    assert!(evaluated >= 25, "{evaluated} targets");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+
+    // The headline, All selected, against the hand-computed numbers.
+    let headline = |sel: Selection| {
+        let d = &d;
+        let s = &s;
+        async move {
+            let mut got = Vec::new();
+            for title in HEADLINE {
+                let p = panel(d, title);
+                got.push(s.scalar(&interpolate(d, p, targets(p)[0], &sel)).await);
+            }
+            got
+        }
+    };
+    let got = headline(Selection::all()).await;
+    let want = [FREQUENCY_ALL, LEAD_ALL, CFR_ALL, RECOVERY_ALL];
+    for ((title, g), w) in HEADLINE.iter().zip(&got).zip(want) {
+        assert!(close(*g, w), "{title}: dashboard {g}, by hand {w}");
+    }
+    let bands: Vec<&str> = HEADLINE
+        .iter()
+        .zip(&got)
+        .map(|(title, v)| band_of(panel(&d, title), *v))
+        .collect();
+    assert_eq!(bands, ["elite", "elite", "medium", "high"]);
+
+    // Two sources picked: Grafana sends `(Deploy API|web)`.
+    let picked = headline(Selection {
+        range_s: 7 * DAY,
+        environment: vec!["production"],
+        source: vec!["Deploy API", "web"],
+    })
+    .await;
+    let want = [FREQUENCY_PICKED, LEAD_PICKED, CFR_PICKED, RECOVERY_PICKED];
+    for ((title, g), w) in HEADLINE.iter().zip(&picked).zip(want) {
+        assert!(
+            close(*g, w),
+            "{title} (Deploy API|web): dashboard {g}, by hand {w}"
+        );
+    }
+    let bands: Vec<&str> = HEADLINE
+        .iter()
+        .zip(&picked)
+        .map(|(title, v)| band_of(panel(&d, title), *v))
+        .collect();
+    assert_eq!(bands, ["high", "elite", "medium", "high"]);
+
+    // Another environment: nothing there, so no numbers (not zeros).
+    let none = Selection {
+        range_s: 7 * DAY,
+        environment: vec!["staging"],
+        source: vec![],
+    };
+    for title in [
+        "Lead time for changes",
+        "Change failure rate",
+        "Failed deployment recovery time",
+    ] {
+        let p = panel(&d, title);
+        let r = s
+            .query(&interpolate(&d, p, targets(p)[0], &none))
+            .await
+            .unwrap();
+        assert!(r.is_empty(), "{title} in staging: {r:?}");
+    }
+    let p = panel(&d, "Deployment frequency");
+    assert_eq!(
+        s.scalar(&interpolate(&d, p, targets(p)[0], &none)).await,
+        0.0
+    );
+
+    // The range follows the picker: over 30 days the older events count too
+    // (9101 success 216h ago, 9102 failure 192h ago, apps revision 200h ago):
+    // 15 deployments / 30 days = 0.5/day; 7 failed of 22 = 31.8 %.
+    let month = Selection {
+        range_s: 30 * DAY,
+        environment: vec![],
+        source: vec![],
+    };
+    let p = panel(&d, "Deployment frequency");
+    assert!(close(
+        s.scalar(&interpolate(&d, p, targets(p)[0], &month)).await,
+        0.5
+    ));
+    let p = panel(&d, "Change failure rate");
+    assert!(close(
+        s.scalar(&interpolate(&d, p, targets(p)[0], &month)).await,
+        100.0 * 7.0 / 22.0
+    ));
+}
+
+/// The value of each series `promql` answers, keyed by one label.
+async fn by_label(s: &Scenario, promql: &str, label: &str) -> BTreeMap<String, f64> {
+    s.query(promql)
+        .await
+        .unwrap_or_else(|e| panic!("{promql}: {e}"))
+        .into_iter()
+        .map(|(l, v)| (l.get(label).cloned().unwrap_or_default(), v))
+        .collect()
+}
+
+fn map(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detail_panels_show_the_scenario_per_source() {
+    let s = Scenario::start().await;
+    let d = dashboard();
+    let all = Selection::all();
+    let q = |title: &str, i: usize| {
+        let p = panel(&d, title);
+        interpolate(&d, p, targets(p)[i], &all)
+    };
+    let assert_close = |title: &str, got: BTreeMap<String, f64>, want: BTreeMap<String, f64>| {
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{title}: {got:?}"
+        );
+        for (k, w) in &want {
+            assert!(close(got[k], *w), "{title} {k}: got {}, want {w}", got[k]);
+        }
+    };
+
+    assert_close(
+        "Deployments in range by source",
+        by_label(&s, &q("Deployments in range by source", 0), "source").await,
+        map(&[
+            ("Deploy API", 4.0),
+            ("Deploy Web", 3.0),
+            ("apps", 3.0),
+            ("web", 2.0),
+            ("api", 1.0),
+        ]),
+    );
+    // Deploy API: 9105, 9106 failed of 6; Deploy Web: 9202, 9205 of 5;
+    // canary web: 2 Failed of 4 outcomes; Flux and canary api: none failed.
+    assert_close(
+        "Change failure rate by source",
+        by_label(&s, &q("Change failure rate by source", 0), "source").await,
+        map(&[
+            ("Deploy API", 100.0 * 2.0 / 6.0),
+            ("Deploy Web", 40.0),
+            ("apps", 0.0),
+            ("web", 50.0),
+            ("api", 0.0),
+        ]),
+    );
+    // Lead times: Deploy API 6 4 4 1 h, Deploy Web 5 2 3 h, apps 2 8 1 h.
+    // Medians: 4h, 3h, 2h. p90 (rank 0.9 × (n − 1)): API 2.7 → 4h + 0.7 × 2h
+    // = 5.4h; Web 1.8 → 3h + 0.8 × 2h = 4.6h; apps 1.8 → 2h + 0.8 × 6h = 6.8h.
+    assert_close(
+        "Lead time median by source",
+        by_label(&s, &q("Lead time median by source", 0), "source").await,
+        map(&[
+            ("Deploy API", 4.0 * 3600.0),
+            ("Deploy Web", 3.0 * 3600.0),
+            ("apps", 2.0 * 3600.0),
+        ]),
+    );
+    assert_close(
+        "Lead time p90 by source",
+        by_label(&s, &q("Lead time p90 by source", 0), "source").await,
+        map(&[
+            ("Deploy API", 5.4 * 3600.0),
+            ("Deploy Web", 4.6 * 3600.0),
+            ("apps", 6.8 * 3600.0),
+        ]),
+    );
+    // Recoveries: Deploy API 48h and 3h (median 25.5h), Deploy Web 2h, canary web 2h.
+    assert_close(
+        "Recovery time median by source",
+        by_label(&s, &q("Recovery time median by source", 0), "source").await,
+        map(&[
+            ("Deploy API", 25.5 * 3600.0),
+            ("Deploy Web", 7200.0),
+            ("web", 7200.0),
+        ]),
+    );
+    assert_eq!(s.query(&q("Recoveries", 0)).await.unwrap().len(), 4);
+    // Commits shipped: API 9103 3, 9104 1, 9107 3, 9108 1; Web 9203 1, 9204 1.
+    assert_close(
+        "Commits shipped by source",
+        by_label(&s, &q("Commits shipped by source", 0), "source").await,
+        map(&[("Deploy API", 8.0), ("Deploy Web", 2.0)]),
+    );
+    // Rework = the 3 successes that recovered, of 7 successful workflow deployments.
+    assert!(close(
+        s.scalar(&q("Deployment rework rate", 0)).await,
+        300.0 / 7.0
+    ));
+    // The newest revision per Kustomization: apps's (Ready, lead 1h), infra's (not Ready).
+    let latest = by_label(&s, &q("Latest Flux revision", 1), "kustomization").await;
+    assert_eq!(latest, map(&[("apps", 1.0), ("infra", 0.0)]));
+    let lead = by_label(&s, &q("Latest Flux revision", 2), "kustomization").await;
+    assert_eq!(lead, map(&[("apps", 3600.0)]));
+    let phases: BTreeMap<String, String> = s
+        .query(&q("Canary phases", 0))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(l, _)| (l["canary"].clone(), l["phase"].clone()))
+        .collect();
+    assert_eq!(
+        phases,
+        [("api", "Succeeded"), ("web", "Failed")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .into()
+    );
+    // Recent deployments: 13 deployments + 6 failures, 10 with a lead time,
+    // and the two queries' rows join (Grafana's merge) on identical labels.
+    let rows = s.query(&q("Recent deployments", 0)).await.unwrap();
+    let leads = s.query(&q("Recent deployments", 1)).await.unwrap();
+    assert_eq!((rows.len(), leads.len()), (19, 10));
+    for (l, _) in &leads {
+        assert!(
+            rows.iter().any(|(r, _)| r == l),
+            "lead time row {l:?} joins no deployment"
+        );
+    }
+    for (l, _) in &rows {
+        for label in ["source", "status"] {
+            assert!(l.contains_key(label), "{label} in {l:?}");
+        }
+    }
+
+    // Deployments per day by event time, read as Grafana reads the bar chart
+    // (range query, step 1d, ending now), though Prometheus has held the data
+    // for seconds only: `@ end()` places each event on its own day.
+    // The bar k days ago counts events [24k, 24k + 24) hours ago; every event
+    // is half an hour past its listed hour (HALF), so 9106 (71h) is 71.5h ago.
+    //   Deployments: 0: 9108 20.5h, 9204 10.5h, apps 18.5h, api 16.5h = 4;
+    //     2: 9107 69.5h, 9203 48.5h, web 58.5h = 3;  4: apps 96.5h, web 100.5h = 2;
+    //     5: 9104 120.5h, 9201 130.5h, apps 140.5h = 3;  6: 9103 144.5h = 1.
+    //   Failures: 0: 9205 6.5h, web 5.5h = 2;
+    //     2: 9106 71.5h, 9202 50.5h, web 60.5h = 3;  3: 9105 72.5h = 1.
+    let per_day = |title: &'static str| {
+        let p = panel(&d, title);
+        let s = &s;
+        let d = &d;
+        async move {
+            let mut days = BTreeMap::new();
+            for t in targets(p) {
+                let series = s
+                    .query_range(&interpolate(d, p, t, &Selection::all()), 7 * DAY, DAY)
+                    .await
+                    .unwrap();
+                for (_, points) in series {
+                    for (at, v) in points {
+                        let days_ago = ((s.at - at) / DAY as f64).round() as i64;
+                        *days.entry(days_ago).or_insert(0.0) += v;
+                    }
+                }
+            }
+            days
+        }
+    };
+    let days: Vec<(i64, f64)> = per_day("Deployments per interval by source")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(days, [(0, 4.0), (2, 3.0), (4, 2.0), (5, 3.0), (6, 1.0)]);
+    let days: Vec<(i64, f64)> = per_day("Failed deployments per interval by source")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(days, [(0, 2.0), (2, 3.0), (3, 1.0)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
+    let s = Scenario::start().await;
+
+    // The recording rules' expressions, evaluated as Prometheus would.
+    // 7 days: the headline's numbers (CFR as a ratio). 30 days: also 9101
+    // (success, head lead 1h), 9102 (failure) and the apps revision of 200h
+    // ago (lead 1h): 15 deployments / 30 = 0.5/day; 7 of 22 failed; lead
+    // times 1 1 1 1 2 2 3 4 4 5 6 8 h → rank 5.5 → 2.5h; recovery unchanged.
+    let want: BTreeMap<&str, f64> = [
+        ("dora:deployment_frequency:per_day7d", FREQUENCY_ALL),
+        ("dora:lead_time_seconds:median7d", LEAD_ALL),
+        ("dora:change_failure_rate:ratio7d", CFR_ALL / 100.0),
+        ("dora:recovery_seconds:median7d", RECOVERY_ALL),
+        ("dora:rework_rate:ratio7d", 3.0 / 7.0),
+        ("dora:deployment_frequency:per_day30d", 0.5),
+        ("dora:lead_time_seconds:median30d", 2.5 * 3600.0),
+        ("dora:change_failure_rate:ratio30d", 7.0 / 22.0),
+        ("dora:recovery_seconds:median30d", RECOVERY_ALL),
+        ("dora:rework_rate:ratio30d", 3.0 / 8.0),
+    ]
+    .into();
+    let rules = rule_exprs();
+    assert_eq!(
+        rules
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .collect::<BTreeSet<_>>(),
+        want.keys().copied().collect(),
+    );
+    for (record, e) in &rules {
+        let r = s
+            .query(e)
+            .await
+            .unwrap_or_else(|err| panic!("{record}: {err}"));
+        assert_eq!(
+            r.len(),
+            1,
+            "{record}: one series (environment production): {r:?}"
+        );
+        assert_eq!(
+            r[0].0.get("environment").map(String::as_str),
+            Some("production"),
+            "{record}"
+        );
+        assert!(
+            close(r[0].1, want[record.as_str()]),
+            "{record}: got {}, want {}",
+            r[0].1,
+            want[record.as_str()]
+        );
+    }
+
+    // Plain queries in the original dashboard's style keep working on the
+    // event-per-group data (the metric names are the original ones).
+    let plain = [
+        // Successful / failed workflow deployments in the last week.
+        (
+            r#"count(dora_workflow_deploy_timestamp{status="success"} > time() - 7*86400)"#,
+            7.0,
+        ),
+        (
+            r#"count(dora_workflow_deploy_timestamp{status="failure"} > time() - 7*86400)"#,
+            4.0,
+        ),
+        // Every stored workflow run (one group each).
+        ("sum(dora_workflow_deploy_event)", 13.0),
+        // Head-commit lead time of all 8 successes: 1+2+4+1+1+5+2+3 = 19h / 8.
+        ("avg(dora_workflow_lead_time_seconds)", 19.0 * 3600.0 / 8.0),
+        // Flux revisions applied in the last week: 140h, 96h, 18h and infra's (not Ready).
+        ("count(dora_flux_applied_timestamp > time() - 7*86400)", 4.0),
+        ("sum(dora_flux_ready)", 4.0),
+        ("max(dora_flux_lead_time_seconds)", 8.0 * 3600.0),
+        ("count(dora_flagger_canary_phase)", 2.0),
+        (
+            r#"count(dora_flagger_canary_timestamp{phase="Failed"} > time() - 7*86400)"#,
+            2.0,
+        ),
+    ];
+    for (q, want) in plain {
+        let got = s.scalar(q).await;
+        assert!(close(got, want), "{q}: got {got}, want {want}");
+    }
+}
