@@ -85,6 +85,10 @@ pub struct History {
     pub previous_success_sha: Option<String>,
     /// Every commit this deployment shipped, when known.
     pub changes: Option<Changes>,
+    /// For a canary recovery: the Flux revision (`kustomization revision`)
+    /// that was applied first after the failure, when it came before the
+    /// canary's own next success and so ended the recovery.
+    pub recovered_by: Option<String>,
 }
 
 /// The commits a deployment shipped since the previous successful one.
@@ -412,8 +416,9 @@ fn encode(metrics: &[(&str, &str, f64)], label_names: &[&str], label_values: &[&
 pub struct StoredGroup {
     pub labels: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, Vec<f64>>,
-    /// The series labels of a state group's `*_phase` metric (to tell an
-    /// unchanged phase from a new one); empty otherwise.
+    /// The series labels of a group's `*_phase` or `*_ready` metric (to tell
+    /// an unchanged phase from a new one, and a revision's environment);
+    /// empty otherwise.
     pub sample_labels: BTreeMap<String, String>,
 }
 
@@ -497,8 +502,51 @@ pub fn annotate_canaries(deploys: &mut [Deploy], stored: &[StoredGroup]) {
         .filter(|p| !all.iter().any(|d| d.key == p.key && d.source == p.source));
     all.extend(past.collect::<Vec<_>>());
     annotate(&mut all);
+    // Flux revisions Ready in the same environment, this run's and stored ones:
+    // a failed canary counts as recovered by the first of them, when that
+    // comes before the canary's own next success (the original design note).
+    let mut revisions: Vec<(Timestamp, String, String)> = deploys
+        .iter()
+        .filter(|d| d.status == Status::Success)
+        .filter_map(|d| match &d.key {
+            EventKey::Flux { revision, .. } => Some((
+                d.time,
+                d.environment.clone(),
+                format!("{} {revision}", d.source),
+            )),
+            _ => None,
+        })
+        .collect();
+    revisions.extend(stored.iter().filter_map(|g| {
+        let time = *g.metrics.get(names::FLUX_APPLIED)?.first()?;
+        (g.metrics.get(names::FLUX_READY)?.first() == Some(&1.0)).then_some(())?;
+        let environment = g
+            .sample_labels
+            .get("environment")
+            .cloned()
+            .unwrap_or_default();
+        let name = format!(
+            "{} {}",
+            g.labels.get("kustomization")?,
+            g.labels.get("revision")?
+        );
+        Some((Timestamp::from_second(time as i64).ok()?, environment, name))
+    }));
     for (k, &i) in current.iter().enumerate() {
-        deploys[i].history = all[k].history.clone();
+        let mut history = all[k].history.clone();
+        if let Some(recovery) = history.recovery_seconds {
+            let success = deploys[i].time;
+            let failed = Timestamp::from_second(success.as_second() - recovery).unwrap_or(success);
+            let first_flux = revisions
+                .iter()
+                .filter(|(t, env, _)| *t > failed && *t < success && *env == deploys[i].environment)
+                .min_by_key(|(t, _, _)| *t);
+            if let Some((t, _, name)) = first_flux {
+                history.recovery_seconds = Some(t.as_second() - failed.as_second());
+                history.recovered_by = Some(name.clone());
+            }
+        }
+        deploys[i].history = history;
     }
 }
 
@@ -1021,6 +1069,38 @@ mod tests {
                 .any(|l| l.starts_with("dora_flagger_recovery_seconds{") && l.ends_with(" 7200")),
             "{text}"
         );
+        // A Flux revision applied in the same environment before the canary's success ends the recovery there.
+        let mut flux = StoredGroup::default();
+        flux.labels.extend([
+            ("kustomization".to_string(), "apps".to_string()),
+            ("revision".to_string(), "main@sha1:abc".to_string()),
+        ]);
+        flux.metrics.insert(
+            names::FLUX_APPLIED.into(),
+            vec![at("2026-11-20T10:00:00Z").as_second() as f64],
+        );
+        flux.metrics.insert(names::FLUX_READY.into(), vec![1.0]);
+        flux.sample_labels
+            .insert("environment".into(), "prod".into());
+        let mut with_flux = vec![canary("Succeeded", "2026-11-20T11:00:00Z")];
+        let mut stored_and_flux = stored.to_vec();
+        stored_and_flux.push(flux.clone());
+        annotate_canaries(&mut with_flux, &stored_and_flux);
+        assert_eq!(
+            with_flux[0].history.recovery_seconds,
+            Some(3_600),
+            "09:00 → the Flux revision at 10:00"
+        );
+        assert_eq!(
+            with_flux[0].history.recovered_by.as_deref(),
+            Some("apps main@sha1:abc")
+        );
+        // Another environment's revision does not count.
+        flux.sample_labels
+            .insert("environment".into(), "staging".into());
+        let mut other_env = vec![canary("Succeeded", "2026-11-20T11:00:00Z")];
+        annotate_canaries(&mut other_env, &[stored[1].clone(), flux]);
+        assert_eq!(other_env[0].history.recovery_seconds, Some(7_200));
         // The same Failed seen again (already stored) is not a second rollback.
         let mut again = vec![canary("Failed", "2026-11-20T09:30:00Z")];
         annotate_canaries(&mut again, &stored);

@@ -270,11 +270,11 @@ impl Report {
             }
             (_, l) => l.map(human).unwrap_or_else(|| "—".into()),
         };
-        let recovery = d
-            .history
-            .recovery_seconds
-            .map(human)
-            .unwrap_or_else(|| "—".into());
+        let recovery = match (d.history.recovery_seconds, &d.history.recovered_by) {
+            (Some(r), Some(by)) => format!("{} (by Flux {})", human(r), cell(by)),
+            (Some(r), None) => human(r),
+            (None, _) => "—".into(),
+        };
         format!(
             "| {source} | {status} | {commit} | {} | {} | {} | {lead} | {recovery} |\n",
             cell(&d.branch),
