@@ -98,6 +98,14 @@ fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// `(namespace, name)` of a Kubernetes object.
+pub fn object_id(obj: &Value) -> Option<(&str, &str)> {
+    Some((
+        text(obj, "/metadata/namespace")?,
+        text(obj, "/metadata/name")?,
+    ))
+}
+
 fn name_of(obj: &Value) -> Result<(String, String), String> {
     let name = text(obj, "/metadata/name").ok_or("an object has no `metadata.name`")?;
     let namespace = text(obj, "/metadata/namespace")

@@ -243,29 +243,62 @@ pub fn annotate(deploys: &mut [Deploy]) {
     }
 }
 
+/// The grouping labels of an event's group (besides `job`): what makes the
+/// event unique. Cheap: no exposition is rendered.
+pub fn grouping(d: &Deploy) -> Vec<(String, String)> {
+    let pairs: Vec<(&str, String)> = match &d.key {
+        EventKey::Run { run_id, attempt } => vec![
+            ("repository", d.repository.clone()),
+            ("workflow", d.source.clone()),
+            ("run_id", run_id.to_string()),
+            ("run_attempt", attempt.to_string()),
+        ],
+        EventKey::Deployment { id, status_id } => vec![
+            ("repository", d.repository.clone()),
+            ("deployment_id", id.to_string()),
+            ("deployment_status_id", status_id.to_string()),
+        ],
+        EventKey::Flux {
+            namespace,
+            revision,
+        } => {
+            vec![
+                ("namespace", namespace.clone()),
+                ("kustomization", d.source.clone()),
+                ("revision", revision.clone()),
+            ]
+        }
+        EventKey::Canary {
+            namespace,
+            phase,
+            transition,
+        } => vec![
+            ("namespace", namespace.clone()),
+            ("canary", d.source.clone()),
+            ("phase", phase.clone()),
+            ("transition", transition.to_string()),
+        ],
+    };
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The full grouping key as the Pushgateway lists it: `job` and [`grouping`].
+pub fn group_labels(d: &Deploy, job: &str) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = grouping(d).into_iter().collect();
+    labels.insert("job".into(), job.into());
+    labels
+}
+
 /// The group for one event: its grouping labels, and its series with the
 /// event's own labels. Never an empty label value: an unknown value (a
 /// Flux source outside GitHub has no repository) leaves the label out.
 pub fn deploy_group(d: &Deploy) -> Group {
-    let mut grouping: Vec<(String, String)> = Vec::new();
+    let grouping = grouping(d);
     let mut labels: Vec<(&str, &str)> = vec![("source", &d.source), ("status", d.status.as_str())];
     let mut metrics: Vec<(&str, &str, f64)> = Vec::new();
     let time = d.time.as_second() as f64;
     match &d.key {
         EventKey::Run { .. } | EventKey::Deployment { .. } => {
-            grouping.push(("repository".into(), d.repository.clone()));
-            match &d.key {
-                EventKey::Run { run_id, attempt } => {
-                    grouping.push(("workflow".into(), d.source.clone()));
-                    grouping.push(("run_id".into(), run_id.to_string()));
-                    grouping.push(("run_attempt".into(), attempt.to_string()));
-                }
-                EventKey::Deployment { id, status_id } => {
-                    grouping.push(("deployment_id".into(), id.to_string()));
-                    grouping.push(("deployment_status_id".into(), status_id.to_string()));
-                }
-                _ => unreachable!(),
-            }
             labels.extend([("branch", d.branch.as_str()), ("sha", &d.sha)]);
             metrics.push((names::DEPLOY_EVENT, "A deployment by a GitHub Actions workflow or a GitHub deployment; always 1, the labels say how it ended.", 1.0));
             metrics.push((names::DEPLOY_TIMESTAMP, "Unix time the deployment finished, from the event itself (not the collector's clock).", time));
@@ -292,13 +325,7 @@ pub fn deploy_group(d: &Deploy) -> Group {
                 }
             }
         }
-        EventKey::Flux {
-            namespace,
-            revision,
-        } => {
-            grouping.push(("namespace".into(), namespace.clone()));
-            grouping.push(("kustomization".into(), d.source.clone()));
-            grouping.push(("revision".into(), revision.clone()));
+        EventKey::Flux { .. } => {
             let ready = d.status == Status::Success;
             labels.extend([
                 ("ready", if ready { "true" } else { "false" }),
@@ -319,15 +346,7 @@ pub fn deploy_group(d: &Deploy) -> Group {
                 ));
             }
         }
-        EventKey::Canary {
-            namespace,
-            phase,
-            transition,
-        } => {
-            grouping.push(("namespace".into(), namespace.clone()));
-            grouping.push(("canary".into(), d.source.clone()));
-            grouping.push(("phase".into(), phase.clone()));
-            grouping.push(("transition".into(), transition.to_string()));
+        EventKey::Canary { .. } => {
             metrics.push((names::CANARY_TIMESTAMP, "Unix time a Flagger canary reached a terminal phase (Succeeded: promoted; Failed: rolled back).", time));
             if let Some(recovery) = d.history.recovery_seconds {
                 metrics.push((names::CANARY_RECOVERY, "Failed-deployment recovery time of a canary: seconds from its first Failed to the next Succeeded.", recovery as f64));

@@ -41,6 +41,15 @@ struct Signature {
     date: Option<String>,
 }
 
+impl CommitDetail {
+    /// The committer date (when the change landed on its branch), else the author date.
+    fn date(self) -> Option<String> {
+        self.committer
+            .and_then(|s| s.date)
+            .or_else(|| self.author.and_then(|s| s.date))
+    }
+}
+
 impl GitHub {
     /// A client for the API at `api` (e.g. `https://api.github.com`).
     pub fn new(mut api: Url, token: Option<String>, http: Client) -> GitHub {
@@ -128,17 +137,11 @@ impl GitHub {
         let (body, _) = self.get_page(&url).await?;
         let parsed: Compare = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
-        let mut times = Vec::new();
-        for c in parsed.commits {
-            let date = c
-                .commit
-                .committer
-                .and_then(|s| s.date)
-                .or_else(|| c.commit.author.and_then(|s| s.date));
-            if let Some(t) = date.and_then(|d| d.parse().ok()) {
-                times.push(t);
-            }
-        }
+        let times: Vec<Timestamp> = parsed
+            .commits
+            .into_iter()
+            .filter_map(|c| c.commit.date()?.parse().ok())
+            .collect();
         let total = parsed.total_commits.unwrap_or(times.len() as u64);
         Ok((times, total))
     }
@@ -157,18 +160,13 @@ impl GitHub {
     /// The time of commit `sha` in `repository` (`owner/name`): the committer
     /// date (when the change landed on its branch), else the author date.
     pub async fn commit_time(&self, repository: &str, sha: &str) -> Result<Timestamp> {
-        let url = self
-            .api
-            .join(&format!("repos/{repository}/commits/{sha}"))
-            .map_err(|e| Error::GitHub(format!("bad URL for commit {sha}: {e}")))?;
+        let url = self.url(&format!("repos/{repository}/commits/{sha}"))?;
         let (body, _) = self.get_page(&url).await?;
         let parsed: CommitResponse = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
         let date = parsed
             .commit
-            .committer
-            .and_then(|s| s.date)
-            .or_else(|| parsed.commit.author.and_then(|s| s.date))
+            .date()
             .ok_or_else(|| Error::GitHub(format!("GET {url}: the commit has no date")))?;
         date.parse()
             .map_err(|_| Error::GitHub(format!("GET {url}: commit date `{date}` is not RFC 3339")))

@@ -110,7 +110,7 @@ impl Transport {
         method: Method,
         path: &str,
         body: Option<&str>,
-    ) -> std::result::Result<(StatusCode, String), String> {
+    ) -> std::result::Result<(StatusCode, bytes::Bytes), String> {
         match self {
             Transport::Http { client, base } => {
                 let url = base
@@ -124,7 +124,7 @@ impl Transport {
                 }
                 let response = request.send().await.map_err(|e| describe(&e))?;
                 let status = response.status();
-                Ok((status, response.text().await.unwrap_or_default()))
+                Ok((status, response.bytes().await.unwrap_or_default()))
             }
             Transport::ServiceProxy {
                 client,
@@ -152,7 +152,7 @@ impl Transport {
                     .collect_bytes()
                     .await
                     .map_err(|e| format!("reading the answer: {e}"))?;
-                Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+                Ok((status, bytes))
             }
         }
     }
@@ -266,8 +266,7 @@ impl Pushgateway {
         let body = self
             .send("read groups", Method::GET, "api/v1/metrics", None)
             .await?;
-        parse_groups(body.as_bytes())
-            .map_err(|e| Error::Pushgateway(format!("GET api/v1/metrics: {e}")))
+        parse_groups(&body).map_err(|e| Error::Pushgateway(format!("GET api/v1/metrics: {e}")))
     }
 
     /// Replaces a group with `exposition` (`PUT`): the same event pushed
@@ -308,21 +307,24 @@ impl Pushgateway {
         method: Method,
         path: &str,
         body: Option<&str>,
-    ) -> Result<String> {
+    ) -> Result<bytes::Bytes> {
         retry(self.backoff, || async {
-            let (status, text) = match self.transport.send(method.clone(), path, body).await {
+            let (status, answer) = match self.transport.send(method.clone(), path, body).await {
                 Ok(answer) => answer,
                 Err(e) => return Attempt::Retry(format!("{what}: {e}")),
             };
+            if status.is_success() {
+                // The answer stays bytes: the group listing can be tens of megabytes.
+                return Attempt::Done(answer);
+            }
+            let text = String::from_utf8_lossy(&answer);
             if let (Transport::ServiceProxy { .. }, Some(refusal)) =
                 (&self.transport, api_server_refusal(status, &text))
             {
                 return Attempt::Fail(format!("{what}: {refusal}"));
             }
             let detail = || format!("{what}: HTTP {status}: {}", text.trim());
-            if status.is_success() {
-                Attempt::Done(text)
-            } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 Attempt::Retry(detail())
             } else {
                 Attempt::Fail(detail())

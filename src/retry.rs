@@ -22,7 +22,8 @@ impl Backoff {
         max_delay: Duration::from_secs(8),
         budget: Duration::from_secs(30),
     };
-    /// AWS calls (STS, EKS) and the GitHub OIDC token: a run cannot go on without them.
+    /// AWS calls (STS, EKS), the GitHub OIDC token and the cluster's list
+    /// calls: a run cannot go on without them, so they get ~20 s.
     pub const AWS: Backoff = Backoff {
         first: Duration::from_millis(500),
         max_delay: Duration::from_secs(4),

@@ -20,6 +20,7 @@ use crate::kubernetes::ListError;
 use crate::payload::{self, Observation, Rules};
 use crate::pushgateway::{Pushgateway, Transport};
 use crate::report::{ClusterState, Report};
+use crate::retry::Backoff;
 use crate::{Error, Result};
 use futures_util::StreamExt;
 
@@ -250,11 +251,18 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         };
     report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
 
+    // History is what workflows mode is for: worth waiting for (a minute);
+    // elsewhere GitHub only adds detail, and a failure degrades to a warning sooner.
     let github = GitHub::new(
         runner.api_url.clone(),
         inputs.github_token.clone(),
         http.clone(),
-    );
+    )
+    .with_backoff(if mode == Mode::Workflows {
+        Backoff::GITHUB_HISTORY
+    } else {
+        Backoff::GITHUB
+    });
     // Canary phases (state, replaced every run) and a refusal that must fail
     // the run after the other sources' events are delivered.
     let mut phases: Vec<dora::CanaryPhase> = Vec::new();
@@ -296,12 +304,6 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             .await?
         }
     };
-    for d in deploys.iter().filter(|d| d.has_future_commit()) {
-        report.warnings.push(format!(
-            "commit {} is dated after the deployment finished: recorded without lead time",
-            d.sha
-        ));
-    }
     if let Some(retention) = inputs.retention.filter(|_| mode != Mode::Event) {
         deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
     }
@@ -345,6 +347,13 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
                 Err(e) => return Err(e),
             }
         }
+    }
+    // Commit times are known now (a Flux revision's was looked up on delivery).
+    for d in deploys.iter().filter(|d| d.has_future_commit()) {
+        report.warnings.push(format!(
+            "commit {} is dated after the deployment finished: recorded without lead time",
+            d.sha
+        ));
     }
     for w in &report.warnings {
         actions::warning(w);
@@ -545,27 +554,15 @@ async fn cluster_events(
         }
     }
     if let Some(wanted) = &wanted {
-        kustomizations.retain(|k| {
-            let id = (
-                k.pointer("/metadata/namespace")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default(),
-                k.pointer("/metadata/name")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default(),
-            );
-            wanted.iter().any(|(ns, n)| (ns.as_str(), n.as_str()) == id)
-        });
-        if flux_ok && kustomizations.len() < wanted.len() {
-            for (ns, n) in wanted {
-                let found = kustomizations.iter().any(|k| {
-                    k.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(n)
-                        && k.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
-                });
-                if !found {
-                    warnings.push(format!("Kustomization {ns}/{n} not found"));
-                }
-            }
+        let is = |k: &serde_json::Value, (ns, n): &(String, String)| {
+            cluster::object_id(k) == Some((ns.as_str(), n.as_str()))
+        };
+        kustomizations.retain(|k| wanted.iter().any(|w| is(k, w)));
+        for w in wanted
+            .iter()
+            .filter(|w| flux_ok && !kustomizations.iter().any(|k| is(k, w)))
+        {
+            warnings.push(format!("Kustomization {}/{} not found", w.0, w.1));
         }
     }
     if !kustomizations.is_empty() {
@@ -832,7 +829,7 @@ async fn deliver(
     let new: Vec<bool> = deploys
         .iter()
         .map(|d| {
-            let labels = dora::deploy_group(d).labels(&inputs.job);
+            let labels = dora::group_labels(d, &inputs.job);
             !stored
                 .iter()
                 .any(|g| g.labels == labels && dora::is_recorded(g, d))
