@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -33,7 +33,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::kube::FakeApiServer;
-use super::{Action, READY_TIMEOUT, START_ATTEMPTS, Service, die_with_parent, free_port, tempdir};
+use super::{Action, START_ATTEMPTS, Service, die_with_parent, free_port, tempdir};
 
 /// The account moto and the EKS stub report (moto's default account).
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -448,7 +448,10 @@ impl Moto {
                 log,
             };
             let url = format!("http://127.0.0.1:{port}");
-            match wait_moto_ready(&mut service, &url, port).await {
+            // Werkzeug prints this only after binding; a parallel test's moto
+            // on the same port would answer too, and ours then exits.
+            let bound = format!("Running on http://127.0.0.1:{port}");
+            match service.wait_ready(&url, &bound, "/moto-api/").await {
                 Ok(()) => {
                     return Moto {
                         url,
@@ -566,31 +569,6 @@ impl Moto {
             .await
             .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         aws_response(response).await
-    }
-}
-
-/// Polls until moto's log shows that *our* process bound `port` (Werkzeug
-/// prints `Running on http://127.0.0.1:PORT` only after binding) and the
-/// server answers. A parallel test's moto on the same port would answer
-/// too, hence the log check; ours then exits with "Address already in use".
-async fn wait_moto_ready(service: &mut Service, url: &str, port: u16) -> Result<(), String> {
-    let client = super::http();
-    let bound = format!("Running on http://127.0.0.1:{port}");
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Some(status) = service.child.try_wait().expect("try_wait") {
-            return Err(format!("(exited: {status})\n{}", service.log_text()));
-        }
-        if service.log_text().contains(&bound) {
-            let ready = client.get(format!("{url}/moto-api/")).send().await;
-            if matches!(&ready, Ok(r) if r.status() == 200) {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!("(timed out)\n{}", service.log_text()));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -127,7 +127,8 @@ impl Service {
                 log: log.clone(),
             };
             let url = format!("http://127.0.0.1:{port}");
-            match service.wait_ready(&url, port).await {
+            let bound = format!("msg=\"Listening on\" address=127.0.0.1:{port}");
+            match service.wait_ready(&url, &bound, "/-/ready").await {
                 Ok(()) => return (service, url),
                 Err(log_text) if log_text.contains("address already in use") => {
                     last_log = log_text;
@@ -139,23 +140,24 @@ impl Service {
         panic!("{name} hit a port clash {START_ATTEMPTS} times; last log:\n{last_log}")
     }
 
-    /// Polls until our own process has bound `port` and `/-/ready` answers 200.
+    /// Polls until our own process has logged `bound` (the line it prints
+    /// only after binding its port) and `ready_path` answers 200.
     ///
     /// The log check matters: when a parallel test's service already holds
-    /// the port, `/-/ready` answers 200 from *that* process while ours exits
-    /// (Pushgateway 1.5 even exits with status 0 on a bind failure). Both
-    /// binaries log `msg="Listening on" address=…` only after a successful bind.
+    /// the port, the ready path answers 200 from *that* process while ours
+    /// exits (Pushgateway 1.5 even exits with status 0 on a bind failure).
+    /// Pushgateway and Prometheus log `msg="Listening on" address=…`, moto
+    /// (Werkzeug) `Running on http://…`, only after a successful bind.
     /// Returns the log text when the process exited or the deadline passed.
-    async fn wait_ready(&mut self, url: &str, port: u16) -> Result<(), String> {
+    async fn wait_ready(&mut self, url: &str, bound: &str, ready_path: &str) -> Result<(), String> {
         let client = http();
-        let bound = format!("msg=\"Listening on\" address=127.0.0.1:{port}");
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return Err(format!("(exited: {status})\n{}", self.log_text()));
             }
-            if self.log_text().contains(&bound) {
-                let ready = client.get(format!("{url}/-/ready")).send().await;
+            if self.log_text().contains(bound) {
+                let ready = client.get(format!("{url}{ready_path}")).send().await;
                 if matches!(&ready, Ok(r) if r.status() == 200) {
                     return Ok(());
                 }
