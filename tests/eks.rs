@@ -9,7 +9,7 @@ mod support;
 use support::aws::{AwsCredentials, EksStub, Moto, cluster_arn};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
-use support::{Action, Outcome, Pushgateway, fixture};
+use support::{Action, Pushgateway, fixture};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -43,38 +43,6 @@ fn deploy_event(gh: &MockServer) -> Action {
         .env("GITHUB_API_URL", &gh.uri())
 }
 
-/// Asserts no secret appears in any output stream; the only place one may
-/// appear is the `::add-mask::` command that hides it in the runner's log.
-fn assert_no_secret(out: &Outcome, secrets: &[&str]) {
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        let masked = format!("::add-mask::{secret}");
-        let rest: Vec<&str> = out.stdout.lines().filter(|l| *l != masked).collect();
-        assert!(
-            !rest.join("\n").contains(secret),
-            "a secret leaked to stdout: {}",
-            out.stdout
-        );
-        assert!(!out.stderr.contains(secret), "a secret leaked to stderr");
-        assert!(
-            !out.summary.contains(secret),
-            "a secret leaked to the summary"
-        );
-        assert!(
-            out.outputs.values().all(|v| !v.contains(secret)),
-            "a secret leaked to the outputs"
-        );
-    }
-}
-
-fn assert_masked(out: &Outcome, secret: &str) {
-    let masked = format!("::add-mask::{secret}");
-    assert!(
-        out.stdout.lines().any(|l| l == masked),
-        "{secret} was not masked: {}",
-        out.stdout
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_cluster_is_a_clean_skip_with_no_further_call() {
     let moto = Moto::start().await;
@@ -106,10 +74,7 @@ async fn a_missing_cluster_is_a_clean_skip_with_no_further_call() {
         0,
         "no GitHub call after the skip"
     );
-    assert_no_secret(
-        &out,
-        &[&AwsCredentials::test().secret_access_key, GITHUB_TOKEN],
-    );
+    out.assert_no_secret(&[&AwsCredentials::test().secret_access_key, GITHUB_TOKEN]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,17 +196,14 @@ async fn credentials_from_the_environment_push_through_the_service_proxy() {
     assert!(out.summary.contains("service proxy"), "{}", out.summary);
     eks.assert_signed(&creds, REGION).await;
     let eks_token = requests[0].token.clone().expect("a bearer token was sent");
-    assert_masked(&out, &eks_token);
-    assert_masked(&out, creds.session_token.as_deref().unwrap());
-    assert_no_secret(
-        &out,
-        &[
-            &creds.secret_access_key,
-            creds.session_token.as_deref().unwrap(),
-            &eks_token,
-            GITHUB_TOKEN,
-        ],
-    );
+    out.assert_masked(&eks_token);
+    out.assert_masked(creds.session_token.as_deref().unwrap());
+    out.assert_no_secret(&[
+        &creds.secret_access_key,
+        creds.session_token.as_deref().unwrap(),
+        &eks_token,
+        GITHUB_TOKEN,
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -274,15 +236,12 @@ async fn a_web_identity_token_file_is_exchanged_with_sts() {
     assert_eq!(issued.len(), 1, "one AssumeRoleWithWebIdentity");
     eks.assert_signed(&issued[0], REGION).await;
     assert!(api.requests().iter().all(|r| r.authorized));
-    assert_masked(&out, token);
-    assert_no_secret(
-        &out,
-        &[
-            token,
-            &issued[0].secret_access_key,
-            issued[0].session_token.as_deref().unwrap(),
-        ],
-    );
+    out.assert_masked(token);
+    out.assert_no_secret(&[
+        token,
+        &issued[0].secret_access_key,
+        issued[0].session_token.as_deref().unwrap(),
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,18 +276,15 @@ async fn role_to_assume_uses_the_jobs_own_oidc_token() {
     assert_eq!(issued.len(), 1);
     eks.assert_signed(&issued[0], REGION).await;
     let eks_token = api.requests()[0].token.clone().unwrap();
-    assert_masked(&out, oidc.id_token());
-    assert_masked(&out, oidc.request_token());
-    assert_no_secret(
-        &out,
-        &[
-            oidc.id_token(),
-            oidc.request_token(),
-            &issued[0].secret_access_key,
-            &eks_token,
-            GITHUB_TOKEN,
-        ],
-    );
+    out.assert_masked(oidc.id_token());
+    out.assert_masked(oidc.request_token());
+    out.assert_no_secret(&[
+        oidc.id_token(),
+        oidc.request_token(),
+        &issued[0].secret_access_key,
+        &eks_token,
+        GITHUB_TOKEN,
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -398,10 +354,7 @@ async fn a_rejected_eks_token_is_a_clear_error_and_pushes_nothing() {
     );
     assert_eq!(pg.groups().await, vec![]);
     let eks_token = api.requests()[0].token.clone().unwrap();
-    assert_no_secret(
-        &out,
-        &[&eks_token, &AwsCredentials::test().secret_access_key],
-    );
+    out.assert_no_secret(&[&eks_token, &AwsCredentials::test().secret_access_key]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -219,12 +219,7 @@ async fn history_becomes_events_with_recovery_rework_and_per_change_lead_time() 
     assert!(s.contains("| Deploy | 3 | 2 | 40 % (medium) |"), "{s}");
     assert!(s.contains("| 1h 50m (elite) | 3h (high) | 1 of 3 |"), "{s}");
     assert!(s.contains("GitHub API calls: 4."), "{s}");
-    let rest: String = out
-        .stdout
-        .lines()
-        .filter(|l| *l != format!("::add-mask::{TOKEN}"))
-        .collect();
-    assert!(!rest.contains(TOKEN) && !out.stderr.contains(TOKEN) && !s.contains(TOKEN));
+    out.assert_no_secret(&[TOKEN]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

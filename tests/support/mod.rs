@@ -852,6 +852,39 @@ impl Outcome {
             .unwrap_or_else(|| panic!("no output {name:?}; outputs: {:#?}", self.outputs))
     }
 
+    /// Panics unless `secret` was `::add-mask::`ed (so the runner hides it in the log).
+    pub fn assert_masked(&self, secret: &str) {
+        let masked = format!("::add-mask::{secret}");
+        assert!(
+            self.stdout.lines().any(|l| l == masked),
+            "{secret} was not masked: {}",
+            self.stdout
+        );
+    }
+
+    /// Panics if any secret appears in stdout (but for its own `::add-mask::`
+    /// command, which the runner consumes), stderr, the summary or the outputs.
+    pub fn assert_no_secret(&self, secrets: &[&str]) {
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            let masked = format!("::add-mask::{secret}");
+            let rest: Vec<&str> = self.stdout.lines().filter(|l| *l != masked).collect();
+            assert!(
+                !rest.join("\n").contains(secret),
+                "a secret leaked to stdout: {}",
+                self.stdout
+            );
+            assert!(!self.stderr.contains(secret), "a secret leaked to stderr");
+            assert!(
+                !self.summary.contains(secret),
+                "a secret leaked to the summary"
+            );
+            assert!(
+                self.outputs.values().all(|v| !v.contains(secret)),
+                "a secret leaked to the outputs"
+            );
+        }
+    }
+
     /// Stdout lines that are `::error` workflow commands.
     pub fn error_lines(&self) -> Vec<&str> {
         self.command_lines("::error")
