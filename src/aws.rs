@@ -209,6 +209,49 @@ pub fn eks_token(
     Ok(format!("k8s-aws-v1.{}", URL_SAFE_NO_PAD.encode(url)))
 }
 
+/// The SigV4 headers (`authorization`, `x-amz-date`, and
+/// `x-amz-security-token` for temporary credentials) for a request with
+/// `headers` and `body`, signed at `time`: what botocore's `SigV4Auth` adds.
+/// Pure, so a test can compare it with botocore at a fixed time.
+#[allow(clippy::too_many_arguments)]
+pub fn sigv4_headers(
+    creds: &Credentials,
+    region: &str,
+    service: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Vec<(String, String)>> {
+    let failed =
+        |e: &dyn fmt::Display| Error::Aws(format!("cannot sign the {service} request: {e}"));
+    let identity = creds.identity();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| failed(&e))?
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| failed(&e))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| failed(&e))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect())
+}
+
 /// What `DescribeCluster` says about a cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cluster {

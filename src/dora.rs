@@ -178,6 +178,11 @@ impl Deploy {
 pub struct Group {
     pub grouping: Vec<(String, String)>,
     pub exposition: String,
+    /// The labels every series of the group carries besides `job` and the
+    /// grouping labels (what the exposition holds), for remote-write.
+    pub series_labels: Vec<(String, String)>,
+    /// Each metric of the group and its value.
+    pub samples: Vec<(&'static str, f64)>,
 }
 
 impl Group {
@@ -186,6 +191,23 @@ impl Group {
         let mut labels: BTreeMap<String, String> = self.grouping.iter().cloned().collect();
         labels.insert("job".into(), job.into());
         labels
+    }
+
+    /// Every series as a scrape of the Pushgateway shows it (`honor_labels`):
+    /// `__name__`, `job`, the grouping labels and the series labels; with its
+    /// value. The same names and labels, written by remote-write.
+    pub fn series(&self, job: &str) -> Vec<(Vec<(String, String)>, f64)> {
+        let mut common = vec![("job".to_string(), job.to_string())];
+        common.extend(self.grouping.iter().cloned());
+        common.extend(self.series_labels.iter().cloned());
+        self.samples
+            .iter()
+            .map(|(name, value)| {
+                let mut labels = vec![("__name__".to_string(), name.to_string())];
+                labels.extend(common.iter().cloned());
+                (labels, *value)
+            })
+            .collect()
     }
 }
 
@@ -295,7 +317,7 @@ pub fn group_labels(d: &Deploy, job: &str) -> BTreeMap<String, String> {
 pub fn deploy_group(d: &Deploy) -> Group {
     let grouping = grouping(d);
     let mut labels: Vec<(&str, &str)> = vec![("source", &d.source), ("status", d.status.as_str())];
-    let mut metrics: Vec<(&str, &str, f64)> = Vec::new();
+    let mut metrics: Vec<(&'static str, &str, f64)> = Vec::new();
     let time = d.time.as_second() as f64;
     match &d.key {
         EventKey::Run { .. } | EventKey::Deployment { .. } => {
@@ -354,11 +376,25 @@ pub fn deploy_group(d: &Deploy) -> Group {
         }
     }
     labels.push(("environment", &d.environment));
+    group(grouping, &metrics, labels)
+}
+
+/// A group of gauges sharing one label set; empty label values left out.
+fn group(
+    grouping: Vec<(String, String)>,
+    metrics: &[(&'static str, &str, f64)],
+    mut labels: Vec<(&str, &str)>,
+) -> Group {
     labels.retain(|(_, v)| !v.is_empty());
-    let (names, values): (Vec<&str>, Vec<&str>) = labels.into_iter().unzip();
+    let (names, values): (Vec<&str>, Vec<&str>) = labels.iter().copied().unzip();
     Group {
         grouping,
-        exposition: encode(&metrics, &names, &values),
+        exposition: encode(metrics, &names, &values),
+        series_labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        samples: metrics.iter().map(|(n, _, v)| (*n, *v)).collect(),
     }
 }
 
@@ -383,17 +419,12 @@ impl CanaryPhase {
             "The current phase of a Flagger canary (the label); always 1.",
             1.0,
         )];
-        let mut labels = vec![
+        let labels = vec![
             ("source", self.canary.as_str()),
             ("phase", &self.phase),
             ("environment", &self.environment),
         ];
-        labels.retain(|(_, v)| !v.is_empty());
-        let (names, values): (Vec<&str>, Vec<&str>) = labels.into_iter().unzip();
-        Group {
-            grouping,
-            exposition: encode(&metrics, &names, &values),
-        }
+        group(grouping, &metrics, labels)
     }
 
     /// Whether `stored` (the group with this canary's key) already shows this phase.

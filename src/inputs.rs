@@ -37,6 +37,11 @@ pub struct Raw {
     pub github_token: Option<String>,
     pub dry_run: Option<String>,
     pub fail_on_error: Option<String>,
+    pub remote_write_url: Option<String>,
+    pub remote_write_auth: Option<String>,
+    pub remote_write_bearer_token: Option<String>,
+    pub remote_write_username: Option<String>,
+    pub remote_write_password: Option<String>,
 }
 
 impl Raw {
@@ -130,6 +135,40 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// Where remote-write goes and how it authenticates (inputs `remote-write-*`).
+#[derive(Debug, Clone)]
+pub struct RemoteWriteTarget {
+    pub url: Url,
+    pub auth: RemoteAuth,
+}
+
+/// `remote-write-auth`, resolved: `auto` has become one of these.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RemoteAuth {
+    None,
+    Bearer(String),
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// AWS SigV4 (service `aps`) with the run's AWS credentials; the region
+    /// from an Amazon Managed Service for Prometheus URL, else `aws-region`.
+    SigV4 {
+        region: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for RemoteAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteAuth::None => f.write_str("None"),
+            RemoteAuth::Bearer(_) => f.write_str("Bearer(***)"),
+            RemoteAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            RemoteAuth::SigV4 { region } => write!(f, "SigV4({region:?})"),
+        }
+    }
+}
+
 /// Validated inputs. Built only by [`Inputs::parse`].
 #[derive(Debug, Clone)]
 pub struct Inputs {
@@ -138,7 +177,8 @@ pub struct Inputs {
     pub aws_region: Option<String>,
     pub role_to_assume: Option<String>,
     pub pushgateway_url: Option<Url>,
-    pub pushgateway_service: ServiceRef,
+    /// `None`: `pushgateway-service: none`, no in-cluster Pushgateway.
+    pub pushgateway_service: Option<ServiceRef>,
     pub job: String,
     pub environment: Option<String>,
     pub deploy_branches: Branches,
@@ -153,6 +193,7 @@ pub struct Inputs {
     pub github_token: Option<String>,
     pub dry_run: bool,
     pub fail_on_error: bool,
+    pub remote_write: Option<RemoteWriteTarget>,
 }
 
 /// Input defaults, the same as `action.yml` declares (a test checks they agree).
@@ -165,6 +206,7 @@ pub mod defaults {
     pub const RETENTION: &str = "90d";
     pub const DRY_RUN: &str = "false";
     pub const FAIL_ON_ERROR: &str = "true";
+    pub const REMOTE_WRITE_AUTH: &str = "auto";
 }
 
 impl Inputs {
@@ -194,10 +236,12 @@ impl Inputs {
                 .pushgateway_url
                 .map(|v| parse_url("pushgateway-url", &v))
                 .transpose()?,
-            pushgateway_service: parse_service(&or(
-                &raw.pushgateway_service,
-                defaults::PUSHGATEWAY_SERVICE,
-            ))?,
+            pushgateway_service: match or(&raw.pushgateway_service, defaults::PUSHGATEWAY_SERVICE)
+                .as_str()
+            {
+                "none" => None,
+                v => Some(parse_service(v)?),
+            },
             job: parse_job(&or(&raw.job, defaults::JOB))?,
             environment: raw
                 .environment
@@ -234,6 +278,13 @@ impl Inputs {
                 "fail-on-error",
                 &or(&raw.fail_on_error, defaults::FAIL_ON_ERROR),
             )?,
+            remote_write: parse_remote_write(
+                raw.remote_write_url,
+                &or(&raw.remote_write_auth, defaults::REMOTE_WRITE_AUTH),
+                raw.remote_write_bearer_token,
+                raw.remote_write_username,
+                raw.remote_write_password,
+            )?,
         };
         inputs.check_supported()?;
         Ok(inputs)
@@ -242,8 +293,12 @@ impl Inputs {
     /// Inputs that only matter together with another are refused alone:
     /// an input is never silently ignored.
     fn check_supported(&self) -> Result<()> {
-        // AWS inputs without a cluster would do nothing: say so rather than ignore them.
-        if self.cluster_name.is_none() {
+        // AWS inputs without a cluster or SigV4 would do nothing: say so rather than ignore them.
+        let sigv4 = matches!(
+            self.remote_write.as_ref().map(|r| &r.auth),
+            Some(RemoteAuth::SigV4 { .. })
+        );
+        if self.cluster_name.is_none() && !sigv4 {
             for (name, set) in [
                 ("aws-region", self.aws_region.is_some()),
                 ("role-to-assume", self.role_to_assume.is_some()),
@@ -251,10 +306,19 @@ impl Inputs {
                 if set {
                     return Err(Error::input(
                         name,
-                        "is only used with `cluster-name`, which is not set",
+                        "is only used with `cluster-name` or SigV4 remote-write, neither of which is set",
                     ));
                 }
             }
+        }
+        if self.pushgateway_service.is_none()
+            && self.pushgateway_url.is_none()
+            && self.remote_write.is_none()
+        {
+            return Err(Error::input(
+                "pushgateway-service",
+                "`none` leaves nowhere to write: set `remote-write-url` (or a Pushgateway)",
+            ));
         }
         Ok(())
     }
@@ -262,6 +326,135 @@ impl Inputs {
 
 fn invalid(name: &str, value: &str, why: &str) -> Error {
     Error::input(name, format!("invalid value `{value}`: {why}"))
+}
+
+/// The `remote-write-*` inputs. `auto` picks the auth from what is set:
+/// a bearer token, a username (basic auth), an Amazon Managed Service for
+/// Prometheus URL (SigV4), else none. Credentials that the chosen auth would
+/// not use are refused, never silently ignored.
+fn parse_remote_write(
+    url: Option<String>,
+    auth: &str,
+    token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Option<RemoteWriteTarget>> {
+    let Some(v) = url else {
+        for (name, set) in [
+            ("remote-write-bearer-token", token.is_some()),
+            ("remote-write-username", username.is_some()),
+            ("remote-write-password", password.is_some()),
+            ("remote-write-auth", auth != defaults::REMOTE_WRITE_AUTH),
+        ] {
+            if set {
+                return Err(Error::input(
+                    name,
+                    "is only used with `remote-write-url`, which is not set",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    // Credentials in the URL are refused before anything could print it.
+    if let Ok(url) = Url::parse(&v)
+        && (url.password().is_some() || !url.username().is_empty())
+    {
+        return Err(invalid(
+            "remote-write-url",
+            &redacted(&url),
+            "put credentials in `remote-write-username`/`remote-write-password`, not in the URL",
+        ));
+    }
+    let url = parse_url("remote-write-url", &v)?;
+    // https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>/api/v1/remote_write
+    let amp_region = url
+        .host_str()
+        .and_then(|h| h.strip_prefix("aps-workspaces."))
+        .and_then(|h| h.strip_suffix(".amazonaws.com"))
+        .filter(|r| !r.is_empty() && !r.contains('.'))
+        .map(String::from);
+    let kind = match auth {
+        "auto" => match (&token, &username, &amp_region) {
+            (Some(_), _, _) => "bearer",
+            (None, Some(_), _) => "basic",
+            (None, None, Some(_)) => "sigv4",
+            (None, None, None) => "none",
+        },
+        "none" | "bearer" | "basic" | "sigv4" => auth,
+        other => {
+            return Err(invalid(
+                "remote-write-auth",
+                other,
+                "expected `auto`, `none`, `bearer`, `basic` or `sigv4`",
+            ));
+        }
+    };
+    let unused = |name: &str| {
+        Error::input(
+            name,
+            format!("is not used with `remote-write-auth: {kind}`: remove it or change the auth"),
+        )
+    };
+    let auth = match kind {
+        "bearer" => {
+            if username.is_some() {
+                return Err(unused("remote-write-username"));
+            }
+            if password.is_some() {
+                return Err(unused("remote-write-password"));
+            }
+            RemoteAuth::Bearer(token.ok_or_else(|| {
+                Error::input(
+                    "remote-write-bearer-token",
+                    "required with `remote-write-auth: bearer`",
+                )
+            })?)
+        }
+        "basic" => {
+            if token.is_some() {
+                return Err(unused("remote-write-bearer-token"));
+            }
+            let username = username.ok_or_else(|| {
+                Error::input(
+                    "remote-write-username",
+                    "required with `remote-write-auth: basic`",
+                )
+            })?;
+            let password = password.ok_or_else(|| {
+                Error::input(
+                    "remote-write-password",
+                    "required with basic auth (`remote-write-username` is set)",
+                )
+            })?;
+            RemoteAuth::Basic { username, password }
+        }
+        _ => {
+            for (name, set) in [
+                ("remote-write-bearer-token", token.is_some()),
+                ("remote-write-username", username.is_some()),
+                ("remote-write-password", password.is_some()),
+            ] {
+                if set {
+                    return Err(unused(name));
+                }
+            }
+            if kind == "sigv4" {
+                RemoteAuth::SigV4 { region: amp_region }
+            } else {
+                RemoteAuth::None
+            }
+        }
+    };
+    Ok(Some(RemoteWriteTarget { url, auth }))
+}
+
+/// A URL for an error message, its password replaced.
+fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
 }
 
 fn parse_mode(v: &str) -> Result<Mode> {
@@ -492,11 +685,11 @@ mod tests {
         assert_eq!(i.pushgateway_url, None);
         assert_eq!(
             i.pushgateway_service,
-            ServiceRef {
+            Some(ServiceRef {
                 namespace: "observability".into(),
                 name: "pushgateway".into(),
                 port: Some("9091".into())
-            }
+            })
         );
         assert_eq!(i.deploy_branches, Branches::DefaultBranch);
         assert_eq!(i.lookback, 30 * 86_400);
@@ -622,9 +815,9 @@ mod tests {
         let i = parse(&[("INPUT_CANARY-NAMESPACES", "prod\nstaging")]).unwrap();
         assert_eq!(i.canary_namespaces, vec!["prod", "staging"]);
         let i = parse(&[("INPUT_PUSHGATEWAY-SERVICE", "monitoring/pgw")]).unwrap();
-        assert_eq!(i.pushgateway_service.port, None);
+        assert_eq!(i.pushgateway_service.unwrap().port, None);
         let i = parse(&[("INPUT_PUSHGATEWAY-SERVICE", "monitoring/pgw:http")]).unwrap();
-        assert_eq!(i.pushgateway_service.port.as_deref(), Some("http"));
+        assert_eq!(i.pushgateway_service.unwrap().port.as_deref(), Some("http"));
     }
 
     #[test]
@@ -637,12 +830,10 @@ mod tests {
     }
 
     #[test]
-    fn inputs_of_later_versions_are_refused_not_ignored() {}
-
-    #[test]
     fn aws_inputs_need_a_cluster() {
         assert!(
-            error(&[("INPUT_AWS-REGION", "eu-west-1")]).contains("only used with `cluster-name`")
+            error(&[("INPUT_AWS-REGION", "eu-west-1")])
+                .contains("only used with `cluster-name` or SigV4")
         );
         assert!(
             error(&[(
@@ -661,6 +852,113 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(i.cluster_name.as_deref(), Some("prod-eks"));
+    }
+
+    #[test]
+    fn remote_write_auth_follows_what_is_set() {
+        let url = (
+            "INPUT_REMOTE-WRITE-URL",
+            "https://mimir.example/api/v1/push",
+        );
+        let auth = |pairs: &[(&str, &str)]| parse(pairs).unwrap().remote_write.unwrap().auth;
+        assert_eq!(auth(&[url]), RemoteAuth::None);
+        assert_eq!(
+            auth(&[url, ("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t0k")]),
+            RemoteAuth::Bearer("t0k".into())
+        );
+        assert_eq!(
+            auth(&[
+                url,
+                ("INPUT_REMOTE-WRITE-USERNAME", "u"),
+                ("INPUT_REMOTE-WRITE-PASSWORD", "p")
+            ]),
+            RemoteAuth::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
+        let amp =
+            "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write";
+        assert_eq!(
+            auth(&[("INPUT_REMOTE-WRITE-URL", amp)]),
+            RemoteAuth::SigV4 {
+                region: Some("eu-west-1".into())
+            }
+        );
+        // SigV4 elsewhere (a proxy in front of AMP) takes the region from `aws-region`.
+        let i = parse(&[
+            url,
+            ("INPUT_REMOTE-WRITE-AUTH", "sigv4"),
+            ("INPUT_AWS-REGION", "us-east-2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            i.remote_write.unwrap().auth,
+            RemoteAuth::SigV4 { region: None }
+        );
+        assert_eq!(i.aws_region.as_deref(), Some("us-east-2"));
+        // No remote-write, no Pushgateway is fine only with a URL to write to.
+        let i = parse(&[url, ("INPUT_PUSHGATEWAY-SERVICE", "none")]).unwrap();
+        assert_eq!(i.pushgateway_service, None);
+    }
+
+    #[test]
+    fn remote_write_inputs_that_would_be_ignored_are_refused() {
+        let url = (
+            "INPUT_REMOTE-WRITE-URL",
+            "https://mimir.example/api/v1/push",
+        );
+        assert_eq!(
+            error(&[("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t")]),
+            "input `remote-write-bearer-token`: is only used with `remote-write-url`, which is not set"
+        );
+        assert!(
+            error(&[url, ("INPUT_REMOTE-WRITE-AUTH", "bearer")])
+                .starts_with("input `remote-write-bearer-token`: required")
+        );
+        assert!(
+            error(&[url, ("INPUT_REMOTE-WRITE-AUTH", "kerberos")])
+                .contains("expected `auto`, `none`")
+        );
+        assert!(
+            error(&[
+                url,
+                ("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t"),
+                ("INPUT_REMOTE-WRITE-USERNAME", "u")
+            ])
+            .starts_with(
+                "input `remote-write-username`: is not used with `remote-write-auth: bearer`"
+            )
+        );
+        assert!(
+            error(&[url, ("INPUT_REMOTE-WRITE-USERNAME", "u")])
+                .starts_with("input `remote-write-password`: required")
+        );
+        assert!(
+            error(&[
+                url,
+                ("INPUT_REMOTE-WRITE-AUTH", "none"),
+                ("INPUT_REMOTE-WRITE-PASSWORD", "p")
+            ])
+            .starts_with("input `remote-write-password`: is not used")
+        );
+        // Credentials in the URL: refused, and the password never echoed.
+        let e = error(&[(
+            "INPUT_REMOTE-WRITE-URL",
+            "https://u:hunter2@mimir.example/push",
+        )]);
+        assert!(
+            e.contains("not in the URL") && !e.contains("hunter2"),
+            "{e}"
+        );
+        assert!(
+            error(&[("INPUT_REMOTE-WRITE-URL", "mimir:9009")])
+                .starts_with("input `remote-write-url`")
+        );
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-SERVICE", "none")])
+                .starts_with("input `pushgateway-service`: `none` leaves nowhere")
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //!   [`actions`] (the GitHub Actions runtime: workflow commands, `GITHUB_OUTPUT`,
 //!   `GITHUB_STEP_SUMMARY`), [`github`] (GitHub REST), [`aws`] (credentials,
 //!   STS, EKS and the EKS token), [`kubernetes`] (the cluster's API server),
-//!   [`pushgateway`] (directly, or through the API server's service proxy).
+//!   [`pushgateway`] (directly, or through the API server's service proxy),
+//!   [`remote_write`] (Prometheus remote-write to a durable store).
 //! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
 
 pub mod actions;
@@ -30,6 +31,7 @@ pub mod inputs;
 pub mod kubernetes;
 pub mod payload;
 pub mod pushgateway;
+pub mod remote_write;
 pub mod report;
 pub mod retry;
 pub mod run;
@@ -47,6 +49,9 @@ pub enum Error {
     /// The Pushgateway refused or could not be reached within the retry bound.
     #[error("pushgateway: {0}")]
     Pushgateway(String),
+    /// The remote-write store refused or could not be reached within the retry bound.
+    #[error("remote-write: {0}")]
+    RemoteWrite(String),
     /// GitHub REST failed in a way that cannot be degraded to a warning.
     #[error("github api: {0}")]
     GitHub(String),
@@ -73,7 +78,10 @@ impl Error {
     /// Whether `fail-on-error: false` may turn this failure into a warning:
     /// only failures of the outside systems; bad inputs and payloads always fail.
     pub fn is_delivery_failure(&self) -> bool {
-        matches!(self, Error::Pushgateway(_) | Error::GitHub(_))
+        matches!(
+            self,
+            Error::Pushgateway(_) | Error::RemoteWrite(_) | Error::GitHub(_)
+        )
     }
 }
 

@@ -45,6 +45,21 @@ pub struct Report {
     /// A source the cluster refused (RBAC, or a failed list): the run fails
     /// with it after the other sources' events were delivered.
     pub refusal: Option<String>,
+    /// What remote-write did, when `remote-write-url` is set (not in a dry run).
+    pub remote_write: Option<RemoteWriteState>,
+}
+
+/// The remote-write part of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteWriteState {
+    /// The URL, without credentials.
+    pub url: String,
+    /// Events and canary phases the store accepted.
+    pub accepted: usize,
+    /// Events the store already held (it refused them as duplicates).
+    pub already_stored: usize,
+    /// Requests sent, retries and splits included.
+    pub requests: usize,
 }
 
 /// What the EKS check found.
@@ -299,8 +314,20 @@ impl Report {
                 "Pushed to the Pushgateway at {url} (job `{}`), one group per event.",
                 cell(&self.job)
             ),
+            (None, false) if self.remote_write.is_some() => String::new(),
             _ => "Nothing was pushed.".to_string(),
         };
+        if let Some(rw) = self.remote_write.as_ref().filter(|_| !self.dry_run) {
+            text.push_str(&format!(
+                "{}Remote-write to {}: {} written ({} already stored) in {} request{}, each sample at its event's time.",
+                if text.is_empty() || text.ends_with(' ') { "" } else { " " },
+                rw.url,
+                rw.accepted,
+                rw.already_stored,
+                rw.requests,
+                if rw.requests == 1 { "" } else { "s" }
+            ));
+        }
         if !self.dry_run && self.destination.is_some() {
             let kept = match self.retention {
                 Some(s) => format!("older than {}", human(s as i64)),

@@ -14,12 +14,13 @@ use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::cluster;
 use crate::dora;
 use crate::github::GitHub;
-use crate::inputs::{Branches, Inputs, Kustomizations, Mode};
+use crate::inputs::{Branches, Inputs, Kustomizations, Mode, RemoteAuth, RemoteWriteTarget};
 use crate::kubernetes;
 use crate::kubernetes::ListError;
 use crate::payload::{self, Observation, Rules};
 use crate::pushgateway::{Pushgateway, Transport};
-use crate::report::{ClusterState, Report};
+use crate::remote_write::{self, RemoteWrite};
+use crate::report::{ClusterState, RemoteWriteState, Report};
 use crate::retry::Backoff;
 use crate::{Error, Result};
 use futures_util::StreamExt;
@@ -68,8 +69,10 @@ impl Runner {
 /// `fail-on-error: false` allows it) and exit 1.
 pub async fn main(vars: Vec<(String, String)>) -> u8 {
     // Before anything could print them: the secrets the environment brings.
-    const SECRETS: [&str; 4] = [
+    const SECRETS: [&str; 6] = [
         "INPUT_GITHUB-TOKEN",
+        "INPUT_REMOTE-WRITE-BEARER-TOKEN",
+        "INPUT_REMOTE-WRITE-PASSWORD",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
@@ -169,10 +172,14 @@ fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
 pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Report> {
     let event_name = runner.event_name.as_deref().unwrap_or("");
     let mode = resolve_mode(inputs, event_name)?;
-    if inputs.pushgateway_url.is_none() && inputs.cluster_name.is_none() && !inputs.dry_run {
+    if inputs.pushgateway_url.is_none()
+        && inputs.cluster_name.is_none()
+        && inputs.remote_write.is_none()
+        && !inputs.dry_run
+    {
         return Err(Error::input(
             "pushgateway-url",
-            "required when `cluster-name` is empty: set one of them (or `dry-run: true`)",
+            "required when `cluster-name` and `remote-write-url` are empty: set one of them (or `dry-run: true`)",
         ));
     }
     let repository = runner.env.get("GITHUB_REPOSITORY").cloned();
@@ -244,12 +251,20 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         .map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
     // The cluster is checked before anything else is called or pushed: a
     // missing or unready cluster ends the run here, with no further call.
-    let (pushgateway, kube) =
-        match connect(inputs, runner, &http, mode == Mode::Cluster, &mut report).await? {
-            Connect::Skip(reason) => return Ok(skip(report, reason)),
-            Connect::To(reach) => (reach.pushgateway.filter(|_| !inputs.dry_run), reach.kube),
-        };
+    let Reach {
+        pushgateway,
+        kube,
+        aws,
+    } = match connect(inputs, runner, &http, mode == Mode::Cluster, &mut report).await? {
+        Connect::Skip(reason) => return Ok(skip(report, reason)),
+        Connect::To(reach) => *reach,
+    };
+    let pushgateway = pushgateway.filter(|_| !inputs.dry_run);
     report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
+    let remote = match inputs.remote_write.as_ref().filter(|_| !inputs.dry_run) {
+        Some(target) => Some(remote_write(target, inputs, runner, &http, aws.as_ref()).await?),
+        None => None,
+    };
 
     // History is what workflows mode is for: worth waiting for (a minute);
     // elsewhere GitHub only adds detail, and a failure degrades to a warning sooner.
@@ -308,8 +323,8 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
     }
 
-    match pushgateway {
-        None => {
+    match (pushgateway, remote) {
+        (None, None) => {
             let all_new = vec![true; deploys.len()];
             complete(&github, &mut deploys, &[], &all_new, &mut report.warnings).await;
             report.canary_phases = phases.len();
@@ -327,9 +342,10 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             report.new_events = deploys.len();
             report.exposition = Some(text);
         }
-        Some(pushgateway) => {
+        (pushgateway, remote) => {
             match deliver(
-                &pushgateway,
+                pushgateway.as_ref(),
+                remote.as_ref(),
                 &github,
                 inputs,
                 &mut deploys,
@@ -415,10 +431,13 @@ enum Connect {
 }
 
 /// The Pushgateway (`None` when there is none to reach: a dry run without
-/// URL or cluster), and the cluster's API server when it is needed.
+/// URL or cluster, or `pushgateway-service: none`), the cluster's API server
+/// when it is needed, and the AWS client of the cluster check (its
+/// credentials also sign SigV4 remote-write).
 struct Reach {
     pushgateway: Option<Pushgateway>,
     kube: Option<kube::Client>,
+    aws: Option<Aws>,
 }
 
 /// Checks the cluster (when `cluster-name` is set) and builds the way to the Pushgateway.
@@ -431,6 +450,7 @@ async fn connect(
 ) -> Result<Connect> {
     let mut proxy = None;
     let mut kube = None;
+    let mut checked = None;
     if let Some(name) = &inputs.cluster_name {
         let (cluster, aws) = check_cluster(name, inputs, runner, http).await?;
         let mut state = ClusterState {
@@ -462,15 +482,19 @@ async fn connect(
                 state.status = "ACTIVE".into();
                 report.cluster = Some(state);
                 // The API server is needed to read Flux and Flagger, or to reach the Pushgateway.
-                if cluster_mode || inputs.pushgateway_url.is_none() {
+                let service = inputs
+                    .pushgateway_service
+                    .as_ref()
+                    .filter(|_| inputs.pushgateway_url.is_none());
+                if cluster_mode || service.is_some() {
                     let token =
                         aws::eks_token(aws.credentials(), &aws.region, name, SystemTime::now())?;
                     actions::mask(&token);
                     let client = kubernetes::client(&endpoint, &ca_pem, &token)?;
-                    if inputs.pushgateway_url.is_none() {
+                    if let Some(service) = service {
                         proxy = Some(Transport::ServiceProxy {
                             client: client.clone(),
-                            base: Transport::proxy_path(&inputs.pushgateway_service),
+                            base: Transport::proxy_path(service),
                             endpoint: endpoint.to_string(),
                         });
                     }
@@ -478,13 +502,18 @@ async fn connect(
                 }
             }
         }
+        checked = Some(aws);
     }
     let pushgateway = match (&inputs.pushgateway_url, proxy) {
         (Some(url), _) => Some(Pushgateway::new(url.clone(), http.clone())),
         (None, Some(proxy)) => Some(Pushgateway::through(proxy)),
         (None, None) => None,
     };
-    Ok(Connect::To(Box::new(Reach { pushgateway, kube })))
+    Ok(Connect::To(Box::new(Reach {
+        pushgateway,
+        kube,
+        aws: checked,
+    })))
 }
 
 /// What cluster mode read.
@@ -809,15 +838,25 @@ async fn changes_of_new(
 }
 
 /// Reads the stored groups, finds which events are new, completes them
-/// (see [`complete`]), prunes this job's expired groups, then pushes each new
-/// event with one PUT (a few at a time), and the canary phases. Events
-/// already stored are left as they are: re-running changes nothing.
+/// (see [`complete`]), writes them to the remote-write store, prunes this
+/// job's expired groups, then pushes each new event with one PUT (a few at
+/// a time), and the canary phases. Events already stored are left as they
+/// are: re-running changes nothing.
+///
+/// Remote-write goes first: if it fails, nothing is pushed to the
+/// Pushgateway either, so the next run still sees the events as new and
+/// writes both (the store takes a repeated sample as already there).
+/// Without a Pushgateway there is nothing to tell what is recorded: every
+/// event is completed and written, and the store keeps one sample per series
+/// and timestamp.
 ///
 /// The Pushgateway keeps an empty group behind after rejecting a push (400);
 /// if the group did not exist before, that shell is deleted again, so a
 /// failed push leaves no trace of the event.
+#[allow(clippy::too_many_arguments)]
 async fn deliver(
-    pushgateway: &Pushgateway,
+    pushgateway: Option<&Pushgateway>,
+    remote: Option<&RemoteWrite>,
     github: &GitHub,
     inputs: &Inputs,
     deploys: &mut [dora::Deploy],
@@ -825,7 +864,10 @@ async fn deliver(
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
-    let stored = pushgateway.groups().await?;
+    let stored = match pushgateway {
+        Some(p) => p.groups().await?,
+        None => Vec::new(),
+    };
     let new: Vec<bool> = deploys
         .iter()
         .map(|d| {
@@ -836,20 +878,45 @@ async fn deliver(
         })
         .collect();
     complete(github, deploys, &stored, &new, &mut report.warnings).await;
+    let events: Vec<(dora::Group, Timestamp)> = deploys
+        .iter()
+        .zip(&new)
+        .filter(|(_, n)| **n)
+        .map(|(d, _)| (dora::deploy_group(d), d.time))
+        .collect();
+    report.new_events = events.len();
+    report.already_recorded = deploys.len() - events.len();
+
+    if let Some(remote) = remote {
+        // Phases are state: every run writes each canary's phase at the run's time.
+        let units: Vec<remote_write::Unit> = events
+            .iter()
+            .map(|(g, t)| remote_series(g, &inputs.job, *t))
+            .chain(
+                phases
+                    .iter()
+                    .map(|p| remote_series(&p.group(), &inputs.job, now)),
+            )
+            .collect();
+        let written = remote.write(&units).await?;
+        report.remote_write = Some(RemoteWriteState {
+            url: remote.display_url(),
+            accepted: written.accepted,
+            already_stored: written.already_stored,
+            requests: written.requests,
+        });
+    }
+    let Some(pushgateway) = pushgateway else {
+        report.canary_phases = phases.len();
+        return Ok(());
+    };
+
     if let Some(retention) = inputs.retention {
         for expired in dora::expired(&stored, &inputs.job, now, retention) {
             pushgateway.delete(&expired.labels).await?;
             report.pruned += 1;
         }
     }
-    let events: Vec<dora::Group> = deploys
-        .iter()
-        .zip(&new)
-        .filter(|(_, n)| **n)
-        .map(|(d, _)| dora::deploy_group(d))
-        .collect();
-    report.new_events = events.len();
-    report.already_recorded = deploys.len() - events.len();
     let by_labels: BTreeMap<&BTreeMap<String, String>, &dora::StoredGroup> =
         stored.iter().map(|g| (&g.labels, g)).collect();
     // Phases that did not change are not pushed again.
@@ -866,6 +933,7 @@ async fn deliver(
     report.canary_phases = changed.len();
     let to_push: Vec<(dora::Group, bool)> = events
         .into_iter()
+        .map(|(g, _)| g)
         .chain(changed)
         .map(|g| {
             let existed = by_labels.contains_key(&g.labels(&inputs.job));
@@ -906,6 +974,15 @@ async fn deliver(
             )))
         }
     }
+}
+
+/// One group's series for remote-write, each sample at `time` (milliseconds).
+fn remote_series(group: &dora::Group, job: &str, time: Timestamp) -> remote_write::Unit {
+    group
+        .series(job)
+        .into_iter()
+        .map(|(labels, value)| remote_write::TimeSeries::new(labels, value, time.as_millisecond()))
+        .collect()
 }
 
 /// Completes the new events with what needs the stored history or a call:
@@ -978,7 +1055,23 @@ async fn check_cluster(
 ) -> Result<(Cluster, Aws)> {
     let env = |k: &str| runner.env.get(k).cloned();
     let region = aws::region(inputs.aws_region.as_deref(), &env)?;
-    let sts = aws::endpoint("sts", &region, &env)?;
+    let creds = aws_credentials(inputs, runner, http, &region).await?;
+    let eks = aws::endpoint("eks", &region, &env)?;
+    let aws = Aws::new(region, creds, eks, http.clone());
+    let cluster = aws.describe_cluster(name).await?;
+    Ok((cluster, aws))
+}
+
+/// AWS credentials the first way that applies (`role-to-assume` through
+/// STS in `region`, a web-identity file, the environment), masked.
+async fn aws_credentials(
+    inputs: &Inputs,
+    runner: &Runner,
+    http: &Client,
+    region: &str,
+) -> Result<aws::Credentials> {
+    let env = |k: &str| runner.env.get(k).cloned();
+    let sts = aws::endpoint("sts", region, &env)?;
     let session = match env("GITHUB_RUN_ID") {
         Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => format!("dora-action-{id}"),
         _ => "dora-action".to_string(),
@@ -1001,10 +1094,9 @@ async fn check_cluster(
             token_file,
         } => {
             let token = tokio::fs::read_to_string(&token_file).await.map_err(|e| {
-                Error::input(
-                    "cluster-name",
-                    format!("AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: cannot read: {e}"),
-                )
+                Error::Aws(format!(
+                    "AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: cannot read: {e}"
+                ))
             })?;
             let token = token.trim();
             actions::mask(token);
@@ -1014,8 +1106,40 @@ async fn check_cluster(
     for secret in creds.secrets() {
         actions::mask(secret);
     }
-    let eks = aws::endpoint("eks", &region, &env)?;
-    let aws = Aws::new(region, creds, eks, http.clone());
-    let cluster = aws.describe_cluster(name).await?;
-    Ok((cluster, aws))
+    Ok(creds)
+}
+
+/// The remote-write client for `target`. SigV4 signs with the credentials
+/// of the cluster check when there was one, else gets them the same way.
+async fn remote_write(
+    target: &RemoteWriteTarget,
+    inputs: &Inputs,
+    runner: &Runner,
+    http: &Client,
+    checked: Option<&Aws>,
+) -> Result<RemoteWrite> {
+    let auth = match &target.auth {
+        RemoteAuth::None => remote_write::Auth::None,
+        RemoteAuth::Bearer(token) => remote_write::Auth::Bearer(token.clone()),
+        RemoteAuth::Basic { username, password } => remote_write::Auth::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        RemoteAuth::SigV4 { region } => {
+            let env = |k: &str| runner.env.get(k).cloned();
+            let region = match region {
+                Some(r) => r.clone(),
+                None => aws::region(inputs.aws_region.as_deref(), &env)?,
+            };
+            let credentials = match checked {
+                Some(aws) => aws.credentials().clone(),
+                None => aws_credentials(inputs, runner, http, &region).await?,
+            };
+            remote_write::Auth::SigV4 {
+                region,
+                credentials,
+            }
+        }
+    };
+    Ok(RemoteWrite::new(target.url.clone(), auth, http.clone()))
 }

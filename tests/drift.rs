@@ -95,6 +95,10 @@ fn defaults_in_action_yml_match_the_code() {
         Some(defaults::FAIL_ON_ERROR)
     );
     assert_eq!(
+        default("remote-write-auth").as_deref(),
+        Some(defaults::REMOTE_WRITE_AUTH)
+    );
+    assert_eq!(
         default("github-token").as_deref(),
         Some("${{ github.token }}")
     );
@@ -107,6 +111,10 @@ fn defaults_in_action_yml_match_the_code() {
         "deploy-branches",
         "workflows",
         "canary-namespaces",
+        "remote-write-url",
+        "remote-write-bearer-token",
+        "remote-write-username",
+        "remote-write-password",
     ] {
         assert_eq!(
             default(unset),
