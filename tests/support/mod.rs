@@ -514,6 +514,92 @@ impl Prometheus {
         }
     }
 
+    /// Starts `/usr/bin/prometheus` as a remote-write receiver
+    /// (`--web.enable-remote-write-receiver`, `POST /api/v1/write`) that
+    /// scrapes nothing, with an out-of-order window of `ooo_window` (e.g.
+    /// `30d`, or `0s` for none) so history older than its head is accepted,
+    /// as a store for backfill must be set up.
+    pub async fn receiver(ooo_window: &str) -> Prometheus {
+        let dir = tempdir("dora-prometheus-rw-");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  evaluation_interval: 1s\n\
+                 storage:\n  tsdb:\n    out_of_order_time_window: {ooo_window}\n"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let data = dir.path().join("data");
+        let (service, url) = Service::spawn("prometheus", PROMETHEUS_BIN, dir.path(), |port| {
+            vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", data.display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--web.enable-remote-write-receiver".to_string(),
+            ]
+        })
+        .await;
+        Prometheus {
+            url,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// The remote-write URL of a [`Prometheus::receiver`].
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.url)
+    }
+
+    /// Every raw sample of the series `selector` picks in `[start, end]`
+    /// (Unix seconds), as `(labels, [(time in ms, value)])`: a range-vector
+    /// instant query, so the samples come back at their own timestamps.
+    pub async fn samples(
+        &self,
+        selector: &str,
+        window_s: i64,
+        at: i64,
+    ) -> Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)> {
+        let promql = format!("{selector}[{window_s}s]");
+        let mut url = Url::parse(&format!("{}/api/v1/query", self.url)).expect("query URL");
+        url.query_pairs_mut()
+            .append_pair("query", &promql)
+            .append_pair("time", &at.to_string());
+        let body: Value = http()
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("query {promql:?}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("query {promql:?}: {e}"));
+        assert_eq!(body["status"], "success", "query {promql:?}: {body}");
+        assert_eq!(
+            body["data"]["resultType"], "matrix",
+            "query {promql:?}: {body}"
+        );
+        body["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let points = r["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        (
+                            (p[0].as_f64().expect("time") * 1000.0).round() as i64,
+                            parse_value(&p[1]),
+                        )
+                    })
+                    .collect();
+                (string_map(&r["metric"]), points)
+            })
+            .collect()
+    }
+
     /// Evaluates `promql` now (`/api/v1/query`). A scalar result comes back
     /// as one sample without labels. Panics with Prometheus' error text if
     /// the query is rejected: a bad dashboard expression should fail loudly.
