@@ -143,7 +143,7 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
     let deploys = store
         .samples("dora_workflow_deploy_timestamp", window, at)
         .await;
-    let by_run: BTreeMap<String, (BTreeMap<String, String>, Vec<(i64, f64)>)> = deploys
+    let by_run: BTreeMap<String, support::SeriesPoints> = deploys
         .into_iter()
         .map(|(labels, points)| (labels["run_id"].clone(), (labels, points)))
         .collect();
@@ -245,11 +245,14 @@ async fn a_store_without_an_out_of_order_window_is_named_as_the_cause() {
     );
 }
 
+/// How the stub store answers the `n`th request (1-based).
+type Answer = dyn Fn(&WriteRequest, usize) -> ResponseTemplate + Send + Sync;
+
 /// A stub store: records every request; answers what `answer` decides.
 #[derive(Clone)]
 struct Store {
     seen: Arc<Mutex<Vec<Seen>>>,
-    answer: Arc<dyn Fn(&WriteRequest, usize) -> ResponseTemplate + Send + Sync>,
+    answer: Arc<Answer>,
 }
 
 #[derive(Debug, Clone)]

@@ -467,6 +467,9 @@ pub struct Prometheus {
     _dir: TempDir,
 }
 
+/// One series of a range query: its labels and its `(time in ms, value)` points.
+pub type SeriesPoints = (BTreeMap<String, String>, Vec<(i64, f64)>);
+
 /// One element of an instant-vector query result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -555,12 +558,7 @@ impl Prometheus {
     /// Every raw sample of the series `selector` picks in `[start, end]`
     /// (Unix seconds), as `(labels, [(time in ms, value)])`: a range-vector
     /// instant query, so the samples come back at their own timestamps.
-    pub async fn samples(
-        &self,
-        selector: &str,
-        window_s: i64,
-        at: i64,
-    ) -> Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)> {
+    pub async fn samples(&self, selector: &str, window_s: i64, at: i64) -> Vec<SeriesPoints> {
         let promql = format!("{selector}[{window_s}s]");
         let mut url = Url::parse(&format!("{}/api/v1/query", self.url)).expect("query URL");
         url.query_pairs_mut()
