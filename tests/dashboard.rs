@@ -145,6 +145,23 @@ fn multi_value(all_value: &str, picked: &[&str]) -> String {
 /// bar charts, else what Grafana computes for a week on a wide panel),
 /// `$__rate_interval`, and the variables.
 fn interpolate(dashboard: &Value, panel: &Value, target: &Value, sel: &Selection) -> String {
+    interpolate_from(dashboard, panel, target, sel, PUSHGATEWAY_HISTORY)
+}
+
+/// `${history}` for a Prometheus that scrapes the Pushgateway (every event
+/// series always present) and for a remote-write store (one sample per
+/// event series, at the event's time): the two options of the variable.
+const PUSHGATEWAY_HISTORY: &str = "5m";
+const REMOTE_WRITE_HISTORY: &str = "400d";
+
+/// [`interpolate`] with `${history}` set to `history`.
+fn interpolate_from(
+    dashboard: &Value,
+    panel: &Value,
+    target: &Value,
+    sel: &Selection,
+    history: &str,
+) -> String {
     let all_value = |name: &str| {
         dashboard["templating"]["list"]
             .as_array()
@@ -166,6 +183,7 @@ fn interpolate(dashboard: &Value, panel: &Value, target: &Value, sel: &Selection
             &multi_value(&all_value("environment"), &sel.environment),
         )
         .replace("${source}", &multi_value(&all_value("source"), &sel.source))
+        .replace("${history}", history)
 }
 
 // ---------------------------------------------------------------- lints
@@ -277,7 +295,26 @@ fn the_dashboard_follows_the_time_picker_and_its_variables() {
     }
     assert_eq!(d["time"]["from"], "now-7d");
 
-    const ALLOWED: [&str; 7] = [
+    // Where the events are: the two options, the Pushgateway's the default.
+    let history = var("history");
+    assert_eq!(history["type"], "custom");
+    let options: Vec<(&str, &str)> = history["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["text"].as_str().unwrap(), o["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        options,
+        [
+            ("Pushgateway (scraped)", PUSHGATEWAY_HISTORY),
+            ("Remote-write store", REMOTE_WRITE_HISTORY)
+        ]
+    );
+    assert_eq!(history["current"]["value"], PUSHGATEWAY_HISTORY);
+
+    const ALLOWED: [&str; 8] = [
+        "${history}",
         "$__range_s",
         "$__range",
         "$__interval",
@@ -629,6 +666,8 @@ const RECOVERY_PICKED: f64 = 3.0 * 3_600.0;
 struct Scenario {
     _pg: Pushgateway,
     prom: Prometheus,
+    /// A remote-write receiver the same runs wrote to, beside the Pushgateway.
+    remote: Prometheus,
     at: f64,
 }
 
@@ -737,7 +776,7 @@ async fn github(now: Timestamp) -> MockServer {
 }
 
 /// The scheduled workflows-mode leg: both deploy workflows' history.
-async fn record_workflows(pg: &Pushgateway, gh: &MockServer) {
+async fn record_workflows(pg: &Pushgateway, remote: &Prometheus, gh: &MockServer) {
     let action = Action::new();
     let payload = action.dir().join("schedule.json");
     std::fs::write(
@@ -750,6 +789,7 @@ async fn record_workflows(pg: &Pushgateway, gh: &MockServer) {
         .input("workflows", &format!("{}, {}", API.0, WEB.0))
         .input("environment", "production")
         .input("pushgateway-url", &pg.url)
+        .input("remote-write-url", &remote.write_url())
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
         .run()
@@ -826,7 +866,7 @@ fn canary(name: &str, phase: &str, at: Timestamp) -> Value {
 /// Flux and Flagger history through the binary: one `mode: cluster` run per
 /// [`SNAPSHOTS`] entry, in order (recovery is found from what earlier runs
 /// stored). Needs cluster mode (issue 4).
-async fn record_cluster(pg: &Pushgateway, gh: &MockServer, now: Timestamp) {
+async fn record_cluster(pg: &Pushgateway, remote: &Prometheus, gh: &MockServer, now: Timestamp) {
     let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
@@ -869,6 +909,7 @@ async fn record_cluster(pg: &Pushgateway, gh: &MockServer, now: Timestamp) {
             .input("kustomizations", wanted)
             .input("canary-namespaces", "shop")
             .input("environment", "production")
+            .input("remote-write-url", &remote.write_url())
             .input("github-token", TOKEN)
             .aws_credentials(&AwsCredentials::test())
             .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -895,9 +936,13 @@ impl Scenario {
         let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
         let pg = Pushgateway::start().await;
         let prom = Prometheus::start(&pg).await;
+        let remote = Prometheus::receiver("60d").await;
         let gh = github(now).await;
         // The workflow leg and the cluster runs write distinct groups: at once.
-        tokio::join!(record_workflows(&pg, &gh), record_cluster(&pg, &gh, now));
+        tokio::join!(
+            record_workflows(&pg, &remote, &gh),
+            record_cluster(&pg, &remote, &gh, now)
+        );
 
         let groups = pg.groups().await;
         assert_eq!(
@@ -920,13 +965,27 @@ impl Scenario {
         )
         .await;
         let at = Timestamp::now().as_millisecond() as f64 / 1000.0;
-        Scenario { _pg: pg, prom, at }
+        Scenario {
+            _pg: pg,
+            prom,
+            remote,
+            at,
+        }
     }
 
     /// An instant query at the scenario's evaluation time.
     async fn query(&self, promql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+        self.query_on(&self.prom, promql).await
+    }
+
+    /// An instant query of `prom` at the scenario's evaluation time.
+    async fn query_on(
+        &self,
+        prom: &Prometheus,
+        promql: &str,
+    ) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
         let body = api(
-            &self.prom.url,
+            &prom.url,
             "query",
             &[("query", promql), ("time", &self.at.to_string())],
         )
@@ -1440,5 +1499,105 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
     for (q, want) in plain {
         let got = s.scalar(q).await;
         assert!(close(got, want), "{q}: got {got}, want {want}");
+    }
+}
+
+/// The same runs wrote to the Pushgateway and to a remote-write store: the
+/// store holds the same series (names and labels), and the headline — every
+/// selection the hand-computed test checks — gives the same numbers there,
+/// with the dashboard's `history` variable on "Remote-write store".
+#[tokio::test]
+async fn a_remote_write_store_gives_the_same_headline() {
+    let s = Scenario::start().await;
+    let d = dashboard();
+
+    let series = |prom: &Prometheus| {
+        let url = prom.url.clone();
+        async move {
+            let body = api(
+                &url,
+                "series",
+                &[
+                    ("match[]", r#"{__name__=~"dora_.+"}"#),
+                    ("start", "0"),
+                    ("end", &(Timestamp::now().as_second() + 60).to_string()),
+                ],
+            )
+            .await
+            .unwrap();
+            body.as_array()
+                .unwrap()
+                .iter()
+                .map(labels)
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    let scraped = series(&s.prom).await;
+    let written = series(&s.remote).await;
+    // Canary phases are state: the store keeps each phase a canary was in
+    // when a run wrote it; the Pushgateway only the current one.
+    let phase = |l: &BTreeMap<String, String>| l["__name__"] == "dora_flagger_canary_phase";
+    let events = |set: &BTreeSet<BTreeMap<String, String>>| {
+        set.iter()
+            .filter(|l| !phase(l))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(events(&scraped), events(&written));
+    assert!(
+        scraped
+            .iter()
+            .filter(|l| phase(l))
+            .all(|l| written.contains(l))
+    );
+    assert!(events(&written).len() > 40, "{written:#?}");
+
+    let selections = [
+        Selection::all(),
+        Selection {
+            range_s: 7 * DAY,
+            environment: vec!["production"],
+            source: vec!["Deploy API", "web"],
+        },
+        Selection {
+            range_s: 30 * DAY,
+            environment: vec![],
+            source: vec![],
+        },
+        Selection {
+            range_s: 7 * DAY,
+            environment: vec!["staging"],
+            source: vec![],
+        },
+    ];
+    for sel in &selections {
+        for title in HEADLINE {
+            let p = panel(&d, title);
+            let t = targets(p)[0];
+            let from_pushgateway = s
+                .query_on(
+                    &s.prom,
+                    &interpolate_from(&d, p, t, sel, PUSHGATEWAY_HISTORY),
+                )
+                .await
+                .unwrap();
+            let from_store = s
+                .query_on(
+                    &s.remote,
+                    &interpolate_from(&d, p, t, sel, REMOTE_WRITE_HISTORY),
+                )
+                .await
+                .unwrap();
+            assert_eq!(from_pushgateway.len(), from_store.len(), "{title}");
+            for (a, b) in from_pushgateway.iter().zip(&from_store) {
+                assert!(
+                    close(a.1, b.1),
+                    "{title} over {}s: Pushgateway {}, remote-write {}",
+                    sel.range_s,
+                    a.1,
+                    b.1
+                );
+            }
+        }
     }
 }
