@@ -533,3 +533,99 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
         .count();
     assert_eq!(lists, 3, "list calls, not one call per object");
 }
+
+/// `pushgateway-service: none` and Amazon Managed Service for Prometheus:
+/// the events go only to remote-write, signed (SigV4, service `aps`) with the
+/// credentials of the EKS check; the API server sees list calls, no proxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_write_alone_is_signed_with_the_clusters_credentials() {
+    use dora_action::remote_write::WriteRequest;
+    use prost::Message;
+
+    let c = cluster(standard_objects()).await;
+    let store = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path(
+            "/workspaces/ws-1/api/v1/remote_write",
+        ))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&store)
+        .await;
+    let out = c
+        .run()
+        .input("pushgateway-service", "none")
+        .input(
+            "remote-write-url",
+            &format!("{}/workspaces/ws-1/api/v1/remote_write", store.uri()),
+        )
+        .input("remote-write-auth", "sigv4")
+        .run()
+        .await;
+    out.assert_code(0);
+    out.assert_no_secret(&[&AwsCredentials::test().secret_access_key]);
+    assert!(c.pg.groups().await.is_empty(), "no Pushgateway");
+    assert!(
+        c.api
+            .requests()
+            .iter()
+            .all(|r| !r.path_and_query.contains("/proxy/")),
+        "no service-proxy call"
+    );
+
+    let received = store.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let r = &received[0];
+    let headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    support::aws::verify_sigv4_header_auth(
+        "POST",
+        r.url.path(),
+        None,
+        &headers,
+        &r.body,
+        &AwsCredentials::test(),
+        "aps",
+        REGION,
+        jiff::Timestamp::now(),
+    )
+    .unwrap_or_else(|e| panic!("SigV4: {e}"));
+
+    let raw = snap::raw::Decoder::new().decompress_vec(&r.body).unwrap();
+    let request = WriteRequest::decode(raw.as_slice()).unwrap();
+    let find = |name: &str, label: (&str, &str)| {
+        request
+            .timeseries
+            .iter()
+            .find(|s| {
+                s.labels
+                    .iter()
+                    .any(|l| l.name == "__name__" && l.value == name)
+                    && s.labels
+                        .iter()
+                        .any(|l| l.name == label.0 && l.value == label.1)
+            })
+            .unwrap_or_else(|| panic!("no {name} with {label:?}: {request:#?}"))
+    };
+    // Each at its event's own time: applied 10:30, rolled back 09:00.
+    let applied = find("dora_flux_applied_timestamp", ("kustomization", "apps"));
+    assert_eq!(applied.samples[0].timestamp, 1_795_170_600_000);
+    assert_eq!(applied.samples[0].value, 1_795_170_600.0);
+    let lead = find("dora_flux_lead_time_seconds", ("kustomization", "apps"));
+    assert_eq!(lead.samples[0].value, 1800.0);
+    let rollback = find("dora_flagger_canary_timestamp", ("canary", "podinfo"));
+    assert_eq!(rollback.samples[0].timestamp, 1_795_165_200_000);
+    // Phases: state, at the run's time, one per canary.
+    let phases = request
+        .timeseries
+        .iter()
+        .filter(|s| {
+            s.labels
+                .iter()
+                .any(|l| l.value == "dora_flagger_canary_phase")
+        })
+        .count();
+    assert_eq!(phases, 3);
+}

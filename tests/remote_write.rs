@@ -511,3 +511,41 @@ async fn a_refusal_fails_the_run_before_the_pushgateway_is_touched() {
         "no request for events already recorded"
     );
 }
+
+/// Event mode, the common case: the triggering run lands in the store at its
+/// own time (not the collector's clock), written once however often the
+/// job is re-run.
+#[tokio::test]
+async fn event_mode_writes_the_run_at_its_own_time() {
+    let store = Prometheus::receiver("30d").await;
+    let mut payload: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
+    )
+    .unwrap();
+    let finished = ago(2 * HOUR);
+    payload["workflow_run"]["updated_at"] = json!(finished.to_string());
+    payload["workflow_run"]["head_commit"]["timestamp"] = json!(ago(3 * HOUR).to_string());
+    let run_id = payload["workflow_run"]["id"].to_string();
+    for _ in 0..2 {
+        let action = Action::new();
+        let file = action.dir().join("event.json");
+        std::fs::write(&file, payload.to_string()).unwrap();
+        let out = action
+            .event("workflow_run", &file)
+            .input("remote-write-url", &store.write_url())
+            .input("deploy-branches", "*")
+            .run()
+            .await;
+        out.assert_code(0);
+    }
+    let at = now().as_second() + 60;
+    let lead = store
+        .samples(
+            &format!("dora_workflow_lead_time_seconds{{run_id=\"{run_id}\"}}"),
+            DAY,
+            at,
+        )
+        .await;
+    assert_eq!(lead.len(), 1, "{lead:#?}");
+    assert_eq!(lead[0].1, [(finished.as_millisecond(), HOUR as f64)]);
+}
