@@ -488,33 +488,14 @@ impl Prometheus {
     /// later (the scrape manager applies new targets on a 5 s tick), so use
     /// [`Prometheus::query_until`] with a ~20 s timeout for the first result.
     pub async fn start(pushgateway: &Pushgateway) -> Prometheus {
-        let dir = tempdir("dora-prometheus-");
-        let config = dir.path().join("prometheus.yml");
         // scrape_timeout must not exceed scrape_interval (default 10 s > 1 s).
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
-                 static_configs:\n      - targets: ['{}']\n",
-                pushgateway.address()
-            ),
-        )
-        .expect("write prometheus.yml");
-        let data = dir.path().join("data");
-        let (service, url) = Service::spawn("prometheus", PROMETHEUS_BIN, dir.path(), |port| {
-            vec![
-                format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", data.display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-            ]
-        })
-        .await;
-        Prometheus {
-            url,
-            service,
-            _dir: dir,
-        }
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+             static_configs:\n      - targets: ['{}']\n",
+            pushgateway.address()
+        );
+        Prometheus::launch("dora-prometheus-", &config, &[]).await
     }
 
     /// Starts `/usr/bin/prometheus` as a remote-write receiver
@@ -523,24 +504,32 @@ impl Prometheus {
     /// `30d`, or `0s` for none) so history older than its head is accepted,
     /// as a store for backfill must be set up.
     pub async fn receiver(ooo_window: &str) -> Prometheus {
-        let dir = tempdir("dora-prometheus-rw-");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
+        let config = format!(
+            "global:\n  evaluation_interval: 1s\n\
+             storage:\n  tsdb:\n    out_of_order_time_window: {ooo_window}\n"
+        );
+        Prometheus::launch(
+            "dora-prometheus-rw-",
             &config,
-            format!(
-                "global:\n  evaluation_interval: 1s\n\
-                 storage:\n  tsdb:\n    out_of_order_time_window: {ooo_window}\n"
-            ),
+            &["--web.enable-remote-write-receiver"],
         )
-        .expect("write prometheus.yml");
+        .await
+    }
+
+    /// Prometheus with `config` and a fresh TSDB in a temp dir of its own.
+    async fn launch(prefix: &str, config: &str, extra: &[&str]) -> Prometheus {
+        let dir = tempdir(prefix);
+        let config_file = dir.path().join("prometheus.yml");
+        std::fs::write(&config_file, config).expect("write prometheus.yml");
         let data = dir.path().join("data");
         let (service, url) = Service::spawn("prometheus", PROMETHEUS_BIN, dir.path(), |port| {
-            vec![
-                format!("--config.file={}", config.display()),
+            let mut args = vec![
+                format!("--config.file={}", config_file.display()),
                 format!("--storage.tsdb.path={}", data.display()),
                 format!("--web.listen-address=127.0.0.1:{port}"),
-                "--web.enable-remote-write-receiver".to_string(),
-            ]
+            ];
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args
         })
         .await;
         Prometheus {
