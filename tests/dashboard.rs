@@ -472,13 +472,18 @@ fn headline_thresholds_are_the_dora_2024_bands_the_code_uses() {
 
 // ------------------------------------------------------ recording rules
 
-fn rules_text() -> String {
-    repo_file("dashboards/dora-rules.yml")
-}
+const RULES: &str = "dashboards/dora-rules.yml";
+/// The same rules for a remote-write store (each event series one sample).
+const REMOTE_RULES: &str = "dashboards/dora-rules-remote-write.yml";
 
 /// (record, expr) of every rule in `dashboards/dora-rules.yml`.
 fn rule_exprs() -> Vec<(String, String)> {
-    let rules: Value = serde_saphyr::from_str(&rules_text()).expect("dora-rules.yml is YAML");
+    rule_exprs_of(RULES)
+}
+
+/// (record, expr) of every rule in the rules file `rel`.
+fn rule_exprs_of(rel: &str) -> Vec<(String, String)> {
+    let rules: Value = serde_saphyr::from_str(&repo_file(rel)).expect("rules file is YAML");
     rules["groups"]
         .as_array()
         .expect("groups")
@@ -493,20 +498,70 @@ fn rule_exprs() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every `dora_*` selector of `expr` (with its `{…}` matchers) as
+/// `last_over_time(selector[window])`: how a query over scraped Pushgateway
+/// series becomes one over a remote-write store's one-sample series.
+fn over_store(expr: &str, window: &str) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("dora_") {
+        let boundary = rest[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+        out.push_str(&rest[..i]);
+        let name_len = rest[i..]
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(rest.len() - i);
+        let mut end = i + name_len;
+        if rest[end..].starts_with('{') {
+            end += rest[end..].find('}').expect("matchers close") + 1;
+        }
+        if boundary {
+            out.push_str(&format!("last_over_time({}[{window}])", &rest[i..end]));
+        } else {
+            out.push_str(&rest[i..end]);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_remote_write_rules_are_the_rules_over_the_store() {
+    let scraped = rule_exprs_of(RULES);
+    let store = rule_exprs_of(REMOTE_RULES);
+    assert_eq!(scraped.len(), store.len());
+    for ((record, e), (r, e2)) in scraped.iter().zip(&store) {
+        assert_eq!(record, r);
+        assert_eq!(&over_store(e, "30d"), e2, "{record}");
+    }
+    assert_eq!(
+        over_store(r#"a:dora_x or dora_y{s="1"} > 2"#, "7d"),
+        r#"a:dora_x or last_over_time(dora_y{s="1"}[7d]) > 2"#
+    );
+}
+
 #[test]
 fn promtool_accepts_the_recording_rules() {
-    let out = std::process::Command::new("/usr/bin/promtool")
-        .args(["check", "rules"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/dora-rules.yml"))
-        .output()
-        .expect("run promtool (Debian package `prometheus`)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool check rules failed:\n{text}");
-    assert!(text.contains("SUCCESS"), "{text}");
+    for rel in [RULES, REMOTE_RULES] {
+        let out = std::process::Command::new("/usr/bin/promtool")
+            .args(["check", "rules"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel))
+            .output()
+            .expect("run promtool (Debian package `prometheus`)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "promtool check rules {rel} failed:\n{text}"
+        );
+        assert!(text.contains("SUCCESS"), "{text}");
+    }
     let records: Vec<String> = rule_exprs().into_iter().map(|(r, _)| r).collect();
     for key in [
         "dora:deployment_frequency:per_day7d",
@@ -1447,9 +1502,15 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
             .collect::<BTreeSet<_>>(),
         want.keys().copied().collect(),
     );
-    for (record, e) in &rules {
+    // The same records from the remote-write store the same runs wrote to.
+    let from_store = rule_exprs_of(REMOTE_RULES);
+    let evaluated = rules
+        .iter()
+        .map(|(r, e)| (&s.prom, r, e))
+        .chain(from_store.iter().map(|(r, e)| (&s.remote, r, e)));
+    for (prom, record, e) in evaluated {
         let r = s
-            .query(e)
+            .query_on(prom, e)
             .await
             .unwrap_or_else(|err| panic!("{record}: {err}"));
         assert_eq!(
