@@ -873,20 +873,8 @@ async fn deliver(
         })
         .collect();
     let results: Vec<Result<()>> =
-        futures_util::stream::iter(to_push.iter().map(|(group, existed)| async move {
-            let pushed = pushgateway
-                .put(&inputs.job, &group.grouping, &group.exposition)
-                .await;
-            if pushed.is_err()
-                && !existed
-                && pushgateway
-                    .delete(&group.labels(&inputs.job))
-                    .await
-                    .is_err()
-            {
-                tracing::warn!("could not remove the empty group a failed push may have left");
-            }
-            pushed
+        futures_util::stream::iter(to_push.iter().map(|(group, existed)| {
+            pushgateway.put(&inputs.job, &group.grouping, &group.exposition, !existed)
         }))
         .buffer_unordered(PUSH_CONCURRENCY)
         .collect()
