@@ -15,7 +15,7 @@
 //!
 //! | system | fault | test |
 //! | --- | --- | --- |
-//! | Pushgateway | down (nothing listening) | `event_mode::an_unreachable_pushgateway_fails_within_the_retry_bound` |
+//! | Pushgateway | down (nothing listening) | `event_mode::an_unreachable_pushgateway_fails_within_the_retry_bound`; with credentials in the URL: [`a_pushgateway_that_is_down_leaks_no_credentials`] |
 //! | Pushgateway | slow past the request timeout | [`a_pushgateway_slower_than_the_timeout_fails_within_its_bound`] |
 //! | Pushgateway | stalls in the middle of an answer | [`a_pushgateway_stalling_mid_answer_is_a_timeout_not_a_malformed_answer`] |
 //! | Pushgateway | 500 (persistent, and twice then fine) | [`pushgateway_500s_are_retried_within_the_bound_and_leave_no_group`] |
@@ -252,6 +252,7 @@ macro_rules! side_by_side {
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_budgets_are_kept() {
     side_by_side!(
+        a_pushgateway_that_is_down_leaks_no_credentials,
         a_pushgateway_slower_than_the_timeout_fails_within_its_bound,
         a_pushgateway_stalling_mid_answer_is_a_timeout_not_a_malformed_answer,
         pushgateway_500s_are_retried_within_the_bound_and_leave_no_group,
@@ -266,6 +267,39 @@ async fn retry_budgets_are_kept() {
 }
 
 // ---------------------------------------------------------------- Pushgateway
+
+/// A case of [`retry_budgets_are_kept`]. `event_mode` has the bound and
+/// `fail-on-error: false`; this adds credentials in the URL, which the
+/// connection errors quote.
+async fn a_pushgateway_that_is_down_leaks_no_credentials() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = with_password(&format!("http://127.0.0.1:{port}"));
+    let gh = quiet_github().await;
+    let start = Instant::now();
+    let out = event_run(&url, &gh.uri())
+        .timeout(Duration::from_secs(120))
+        .run()
+        .await;
+    let took = start.elapsed();
+    out.assert_code(1);
+    the_error(
+        &out,
+        &[
+            "pushgateway",
+            "read groups",
+            "cannot connect",
+            "gave up after",
+        ],
+    );
+    assert_within(took, PUSHGATEWAY_BUDGET, "a Pushgateway that is down");
+    out.assert_masked(PG_PASSWORD);
+    out.assert_no_secret(&[TOKEN, PG_PASSWORD]);
+}
 
 /// A case of [`retry_budgets_are_kept`].
 async fn a_pushgateway_slower_than_the_timeout_fails_within_its_bound() {
