@@ -886,7 +886,11 @@ async fn deliver(
             let first = failed
                 .into_iter()
                 .next()
-                .map(|e| e.to_string())
+                // Its text without the `pushgateway: ` the whole error starts with already.
+                .map(|e| match e {
+                    Error::Pushgateway(text) => text,
+                    other => other.to_string(),
+                })
                 .unwrap_or_default();
             Err(Error::Pushgateway(format!(
                 "{n} of {} groups not pushed; first: {first}",

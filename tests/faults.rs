@@ -382,7 +382,11 @@ async fn pushgateway_500s_are_retried_within_the_bound_and_leave_no_group() {
         .await;
     let took = start.elapsed();
     out.assert_code(1);
-    the_error(&out, &["pushgateway", "HTTP 500", "gave up after"]);
+    let error = the_error(&out, &["HTTP 500", "gave up after"]);
+    assert!(
+        error.starts_with("::error::pushgateway: 1 of 1 groups not pushed; first: push: HTTP 500"),
+        "says once which system, then which request: {error}"
+    );
     assert_within(took, PUSHGATEWAY_BUDGET, "persistent 500s");
     let puts = front.seen().iter().filter(|s| s.method == "PUT").count();
     assert!(puts > 1, "a 500 is retried: {puts} PUT(s)");
