@@ -41,7 +41,7 @@
 //! | API server | 403 on a list (cluster mode) | `cluster_mode::rbac_refusal_names_what_to_grant_and_loses_no_other_event` |
 //! | API server | 404 on the Pushgateway service | [`an_api_server_404_for_the_service_names_the_input`] |
 //! | API server | 404 on a list (CRD missing) | `cluster_mode::a_missing_crd_skips_that_source_and_keeps_the_others` |
-//! | API server | timeout | [`an_api_server_slower_than_the_timeout_fails_within_its_bound`] |
+//! | API server | timeout (service proxy; cluster mode's list calls share the AWS budget and are not timed here) | [`an_api_server_slower_than_the_timeout_fails_within_its_bound`] |
 //! | idempotency | event mode, `workflow_run` | `event_mode::rerunning_the_same_event_changes_nothing` |
 //! | idempotency | event mode, `deployment_status` | [`a_deployment_status_recorded_twice_leaves_the_same_state`] |
 //! | idempotency | workflows mode | `workflows_mode::rerunning_changes_nothing_and_looks_nothing_up_again` |
