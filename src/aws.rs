@@ -366,7 +366,16 @@ impl Aws {
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
-                    let body = response.text().await.unwrap_or_default();
+                    // A body cut off by the request timeout is no answer: retried.
+                    let body = match response.text().await {
+                        Ok(body) => body,
+                        Err(e) => {
+                            return Attempt::Retry(format!(
+                                "EKS DescribeCluster: {}",
+                                describe(&e)
+                            ));
+                        }
+                    };
                     let kind = error_type(&headers, &body);
                     if status.is_server_error()
                         || status == StatusCode::TOO_MANY_REQUESTS
@@ -521,7 +530,12 @@ pub async fn github_oidc_token(
             }
         };
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(e) => {
+                return Attempt::Retry(format!("GitHub OIDC token request: {}", describe(&e)));
+            }
+        };
         match status {
             s if s.is_success() => Attempt::Done(body),
             s if s.is_server_error() => {
@@ -604,7 +618,12 @@ pub async fn assume_role_with_web_identity(
             }
         };
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(e) => {
+                return Attempt::Retry(format!("STS AssumeRoleWithWebIdentity: {}", describe(&e)));
+            }
+        };
         let code = quick_xml::de::from_str::<StsErrorResponse>(&body)
             .map(|e| e.error.code)
             .unwrap_or_default();

@@ -193,7 +193,12 @@ impl GitHub {
             };
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.text().await.unwrap_or_default();
+            // A body that stops coming (the request timeout covers it) is no
+            // answer, to be retried, not an empty and so "malformed" one.
+            let body = match response.text().await {
+                Ok(body) => body,
+                Err(e) => return Attempt::Retry(describe(&e)),
+            };
             let detail = || format!("GET {url}: HTTP {status}: {}", first_line(&body));
             if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
                 return Attempt::RetryAfter(

@@ -124,7 +124,10 @@ impl Transport {
                 }
                 let response = request.send().await.map_err(|e| describe(&e))?;
                 let status = response.status();
-                Ok((status, response.bytes().await.unwrap_or_default()))
+                // A body that stops coming (the request timeout covers it) is no
+                // answer, to be retried, not an empty and so "malformed" one.
+                let body = response.bytes().await.map_err(|e| describe(&e))?;
+                Ok((status, body))
             }
             Transport::ServiceProxy {
                 client,
@@ -271,16 +274,36 @@ impl Pushgateway {
 
     /// Replaces a group with `exposition` (`PUT`): the same event pushed
     /// twice leaves the same state.
+    ///
+    /// A push the Pushgateway rejects (4xx: a malformed exposition, a metric
+    /// whose type clashes with another group's) still leaves the group behind,
+    /// empty and marked failed; when the group is `fresh` (it did not exist
+    /// before), it is deleted again, best effort. A push that got no answer or
+    /// a 5xx leaves no such group, and is not followed by a delete, which
+    /// would only wait out a second retry budget against a failing server.
     pub async fn put(
         &self,
         job: &str,
         grouping: &[(String, String)],
         exposition: &str,
+        fresh: bool,
     ) -> Result<()> {
         let path = group_path(job, grouping.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.send("push", Method::PUT, &path, Some(exposition))
-            .await
-            .map(drop)
+        let (pushed, last_status) = self
+            .send_answered("push", Method::PUT, &path, Some(exposition))
+            .await;
+        if pushed.is_err()
+            && fresh
+            && last_status
+                .is_some_and(|s| s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS)
+            && self
+                .send("delete", Method::DELETE, &path, None)
+                .await
+                .is_err()
+        {
+            tracing::warn!("could not remove the empty group a rejected push left");
+        }
+        pushed.map(drop)
     }
 
     /// Deletes the group with exactly these labels (including `job`).
@@ -308,7 +331,21 @@ impl Pushgateway {
         path: &str,
         body: Option<&str>,
     ) -> Result<bytes::Bytes> {
-        retry(self.backoff, || async {
+        self.send_answered(what, method, path, body).await.0
+    }
+
+    /// [`Pushgateway::send`], also returning the status of the Pushgateway's
+    /// last answer (none when it never answered, or the API server refused
+    /// the request itself).
+    async fn send_answered(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (Result<bytes::Bytes>, Option<StatusCode>) {
+        let last_status = std::cell::Cell::new(None);
+        let result = retry(self.backoff, || async {
             let (status, answer) = match self.transport.send(method.clone(), path, body).await {
                 Ok(answer) => answer,
                 Err(e) => return Attempt::Retry(format!("{what}: {e}")),
@@ -323,6 +360,7 @@ impl Pushgateway {
             {
                 return Attempt::Fail(format!("{what}: {refusal}"));
             }
+            last_status.set(Some(status));
             let detail = || format!("{what}: HTTP {status}: {}", text.trim());
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 Attempt::Retry(detail())
@@ -331,7 +369,8 @@ impl Pushgateway {
             }
         })
         .await
-        .map_err(Error::Pushgateway)
+        .map_err(Error::Pushgateway);
+        (result, last_status.get())
     }
 }
 

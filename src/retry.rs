@@ -56,6 +56,11 @@ pub enum Attempt<T> {
 
 /// Runs `op` until it is done, fails for good, or the budget is spent. The
 /// error of the last attempt is returned with the number of attempts made.
+///
+/// The budget is a hard bound on the whole call, not only on when the last
+/// attempt may start: an attempt still running when the budget runs out
+/// (a server that never answers, each attempt waiting out its own request
+/// timeout) is cut there. So a documented "about 30 s" is never 40.
 pub async fn retry<T, F, Fut>(policy: Backoff, mut op: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
@@ -64,9 +69,22 @@ where
     let start = Instant::now();
     let mut delay = policy.first;
     let mut attempts = 0;
+    let mut last_error = String::new();
     loop {
         attempts += 1;
-        match op().await {
+        let remaining = policy.budget.saturating_sub(start.elapsed());
+        let Ok(outcome) = tokio::time::timeout(remaining, op()).await else {
+            let what = if last_error.is_empty() {
+                "no answer".to_string()
+            } else {
+                last_error
+            };
+            return Err(format!(
+                "{what} (gave up after {attempts} attempts in {:.0?}: the last one did not finish within the retry budget)",
+                start.elapsed()
+            ));
+        };
+        match outcome {
             Attempt::Done(v) => return Ok(v),
             Attempt::Fail(e) => return Err(e),
             Attempt::RetryAfter(e, wait) => {
@@ -78,6 +96,7 @@ where
                 }
                 tracing::info!("waiting {wait:?} as the server asks: {e}");
                 tokio::time::sleep(wait).await;
+                last_error = e;
             }
             Attempt::Retry(e) => {
                 if start.elapsed() + delay > policy.budget {
@@ -90,6 +109,7 @@ where
                 tracing::debug!("retrying in {delay:?}: {e}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(policy.max_delay);
+                last_error = e;
             }
         }
     }
@@ -153,6 +173,29 @@ mod tests {
         })
         .await;
         assert!(out.unwrap_err().contains("asks to wait 3600s"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_outlasts_the_budget_is_cut_at_the_budget() {
+        // A server that never answers: every attempt waits out a 10 s request timeout.
+        let start = Instant::now();
+        let calls = Cell::new(0);
+        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || {
+            calls.set(calls.get() + 1);
+            async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Attempt::Retry("push: timed out".into())
+            }
+        })
+        .await;
+        // 0–10 s, 10.5–20.5 s, 21.5 s until the budget ends at 30 s (not 31.5 s).
+        assert_eq!(start.elapsed(), Backoff::PUSHGATEWAY.budget);
+        assert_eq!(calls.get(), 3);
+        let err = out.unwrap_err();
+        assert!(
+            err.starts_with("push: timed out (gave up after 3 attempts in 30s"),
+            "{err}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -941,20 +941,8 @@ async fn deliver(
         })
         .collect();
     let results: Vec<Result<()>> =
-        futures_util::stream::iter(to_push.iter().map(|(group, existed)| async move {
-            let pushed = pushgateway
-                .put(&inputs.job, &group.grouping, &group.exposition)
-                .await;
-            if pushed.is_err()
-                && !existed
-                && pushgateway
-                    .delete(&group.labels(&inputs.job))
-                    .await
-                    .is_err()
-            {
-                tracing::warn!("could not remove the empty group a failed push may have left");
-            }
-            pushed
+        futures_util::stream::iter(to_push.iter().map(|(group, existed)| {
+            pushgateway.put(&inputs.job, &group.grouping, &group.exposition, !existed)
         }))
         .buffer_unordered(PUSH_CONCURRENCY)
         .collect()
@@ -966,7 +954,11 @@ async fn deliver(
             let first = failed
                 .into_iter()
                 .next()
-                .map(|e| e.to_string())
+                // Its text without the `pushgateway: ` the whole error starts with already.
+                .map(|e| match e {
+                    Error::Pushgateway(text) => text,
+                    other => other.to_string(),
+                })
                 .unwrap_or_default();
             Err(Error::Pushgateway(format!(
                 "{n} of {} groups not pushed; first: {first}",

@@ -74,6 +74,13 @@ pub struct FakeApiConfig {
     /// Answer 401 to every request, whatever the token (an EKS access entry
     /// or aws-auth mapping that is missing).
     pub reject_all_tokens: bool,
+    /// Answer every service proxy request (of a token that passed) with this
+    /// `Status` code, reason and message instead of forwarding it: the API
+    /// server's own refusal, e.g. 403 when RBAC does not allow `services/proxy`.
+    pub proxy_status: Option<(u16, String, String)>,
+    /// Hold every request this long before answering: an API server (or a
+    /// link to it) slower than the client's timeout.
+    pub stall: Option<Duration>,
 }
 
 impl FakeApiConfig {
@@ -104,6 +111,8 @@ impl FakeApiConfig {
                 }),
             )],
             reject_all_tokens: false,
+            proxy_status: None,
+            stall: None,
         }
     }
 
@@ -141,6 +150,18 @@ impl FakeApiConfig {
     /// Rejects every request with 401.
     pub fn reject_all_tokens(mut self) -> Self {
         self.reject_all_tokens = true;
+        self
+    }
+
+    /// Answers the service proxy with a `Status` of `code` (see [`FakeApiConfig::proxy_status`]).
+    pub fn refuse_proxy(mut self, code: u16, reason: &str, message: &str) -> Self {
+        self.proxy_status = Some((code, reason.to_string(), message.to_string()));
+        self
+    }
+
+    /// Holds every request for `delay` before answering.
+    pub fn stall(mut self, delay: Duration) -> Self {
+        self.stall = Some(delay);
         self
     }
 }
@@ -374,6 +395,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infa
             rejection: rejection.clone(),
             token,
         });
+    if let Some(delay) = state.config.stall {
+        tokio::time::sleep(delay).await;
+    }
     if rejection.is_some() {
         return Ok(status_reply(401, "Unauthorized", "Unauthorized", None));
     }
@@ -382,6 +406,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infa
         None => (path_and_query.clone(), None),
     };
     if let Some(target) = proxy_target(&path) {
+        if let Some((code, reason, message)) = &state.config.proxy_status {
+            return Ok(status_reply(*code, reason, message, None));
+        }
         return Ok(proxy(&state, req, target, query).await);
     }
     if method != "GET" {

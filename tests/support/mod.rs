@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod front;
 pub mod kube;
 pub mod oidc;
 

@@ -1,0 +1,268 @@
+//! A fault-injecting HTTP front: a small plain-HTTP server that answers
+//! chosen requests with a fault (an error status, no answer at all, or
+//! headers and then a stalled body) and forwards every other request to a
+//! real service behind it (the real Pushgateway), or answers 404 when there
+//! is none. It is what a misbehaving Pushgateway, proxy or GitHub looks like
+//! from the action's side, while the state behind it stays real and can be
+//! compared before and after.
+//!
+//! Like [`super::kube::FakeApiServer`], it binds `127.0.0.1:0` and keeps the
+//! socket (no port clash with a parallel test), and stops with every open
+//! connection, hung ones included, when dropped.
+
+use std::convert::Infallible;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// What the front does instead of forwarding a matching request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answers this status with these headers and this body.
+    Status {
+        code: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Reads the request and never answers: a server slower than any timeout.
+    Hang,
+    /// Sends `code`, its headers and the first bytes of a body, then nothing
+    /// more: a server (or a slow link) that stalls in the middle of an answer.
+    StallBody { code: u16, first: String },
+}
+
+impl Fault {
+    /// `code` with a plain-text body and no extra header.
+    pub fn status(code: u16, body: &str) -> Fault {
+        Fault::Status {
+            code,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
+    }
+}
+
+/// Which requests a fault applies to, and how many more times.
+#[derive(Debug, Clone)]
+struct Rule {
+    method: Option<String>,
+    path_contains: String,
+    fault: Fault,
+    remaining: Option<usize>,
+}
+
+/// One request as the front saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query as sent.
+    pub target: String,
+    /// Whether a fault answered it (else it was forwarded).
+    pub faulted: bool,
+}
+
+struct State {
+    upstream: Option<String>,
+    rules: Mutex<Vec<Rule>>,
+    seen: Mutex<Vec<Seen>>,
+    client: reqwest::Client,
+}
+
+/// The front; stops when dropped.
+pub struct FaultyFront {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FaultyFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+impl FaultyFront {
+    /// Starts a front forwarding to `upstream` (`http://127.0.0.1:PORT`), or
+    /// answering 404 to what no fault matches when `None`. Ready on return.
+    pub async fn start(upstream: Option<&str>) -> FaultyFront {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        let state = Arc::new(State {
+            upstream: upstream.map(|u| u.trim_end_matches('/').to_string()),
+            rules: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+            client: super::http(),
+        });
+        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        FaultyFront {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+            task,
+        }
+    }
+
+    /// From now on, requests with `method` (any when `None`) whose path and
+    /// query contain `path_contains` get `fault`, `times` times (always when
+    /// `None`). Rules added first are tried first.
+    pub fn fault(
+        &self,
+        method: Option<&str>,
+        path_contains: &str,
+        fault: Fault,
+        times: Option<usize>,
+    ) {
+        self.state.rules.lock().expect("rules lock").push(Rule {
+            method: method.map(str::to_string),
+            path_contains: path_contains.to_string(),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Every request so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().expect("seen lock").clone()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+fn full(code: u16, headers: &[(String, String)], body: impl Into<Bytes>) -> Response<Body> {
+    let mut reply = Response::builder().status(code);
+    for (k, v) in headers {
+        reply = reply.header(k, v);
+    }
+    reply
+        .body(Full::new(body.into()).boxed())
+        .expect("fault reply")
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let method = req.method().as_str().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let fault = {
+        let mut rules = state.rules.lock().expect("rules lock");
+        rules
+            .iter_mut()
+            .find(|r| {
+                r.remaining != Some(0)
+                    && r.method.as_ref().is_none_or(|m| *m == method)
+                    && target.contains(&r.path_contains)
+            })
+            .map(|r| {
+                if let Some(n) = r.remaining.as_mut() {
+                    *n -= 1;
+                }
+                r.fault.clone()
+            })
+    };
+    state.seen.lock().expect("seen lock").push(Seen {
+        method: method.clone(),
+        target: target.clone(),
+        faulted: fault.is_some(),
+    });
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // The request body is read in every case, as a server does before it answers.
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    match fault {
+        Some(Fault::Status {
+            code,
+            headers,
+            body,
+        }) => Ok(full(code, &headers, body)),
+        Some(Fault::Hang) => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Some(Fault::StallBody { code, first }) => {
+            let chunk: Result<Frame<Bytes>, Infallible> = Ok(Frame::data(Bytes::from(first)));
+            let stream = futures_util::stream::StreamExt::chain(
+                futures_util::stream::iter([chunk]),
+                futures_util::stream::pending(),
+            );
+            Ok(Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .expect("stalled reply"))
+        }
+        None => Ok(forward(&state, &method, &target, content_type, body).await),
+    }
+}
+
+async fn forward(
+    state: &State,
+    method: &str,
+    target: &str,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Response<Body> {
+    let Some(upstream) = &state.upstream else {
+        return full(404, &[], "no such path behind this front");
+    };
+    let mut request = state
+        .client
+        .request(
+            method.parse().expect("method"),
+            format!("{upstream}{target}"),
+        )
+        .body(body);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let code = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| vec![("content-type".to_string(), v.to_string())])
+                .unwrap_or_default();
+            let bytes = response.bytes().await.unwrap_or_default();
+            full(code, &headers, bytes)
+        }
+        Err(e) => full(502, &[], format!("front: upstream failed: {e}")),
+    }
+}
