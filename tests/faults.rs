@@ -42,6 +42,8 @@
 //! | API server | 404 on the Pushgateway service | [`an_api_server_404_for_the_service_names_the_input`] |
 //! | API server | 404 on a list (CRD missing) | `cluster_mode::a_missing_crd_skips_that_source_and_keeps_the_others` |
 //! | API server | timeout (service proxy; cluster mode's list calls share the AWS budget and are not timed here) | [`an_api_server_slower_than_the_timeout_fails_within_its_bound`] |
+//! | remote-write | down (nothing listening) | [`a_remote_write_store_that_is_down_fails_within_its_bound_and_pushes_nothing`] |
+//! | remote-write | 503 then fine, 401, duplicates, too old | `remote_write::*` |
 //! | idempotency | event mode, `workflow_run` | `event_mode::rerunning_the_same_event_changes_nothing` |
 //! | idempotency | event mode, `deployment_status` | [`a_deployment_status_recorded_twice_leaves_the_same_state`] |
 //! | idempotency | workflows mode | `workflows_mode::rerunning_changes_nothing_and_looks_nothing_up_again` |
@@ -263,7 +265,49 @@ async fn retry_budgets_are_kept() {
         an_eks_answer_stalling_mid_body_is_a_timeout_within_the_aws_bound,
         eks_throttling_that_never_ends_fails_within_the_aws_bound,
         an_api_server_slower_than_the_timeout_fails_within_its_bound,
+        a_remote_write_store_that_is_down_fails_within_its_bound_and_pushes_nothing,
     );
+}
+
+// ---------------------------------------------------------------- remote-write
+
+/// A case of [`retry_budgets_are_kept`]: remote-write goes first, so a store
+/// that is down fails the run within its bound and the Pushgateway beside it
+/// is left as it was (the next run sees the event as new and writes both).
+/// The other remote-write answers are `remote_write`'s tests.
+async fn a_remote_write_store_that_is_down_fails_within_its_bound_and_pushes_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pg = seeded_pushgateway().await;
+    let before = state(&pg).await;
+    let gh = quiet_github().await;
+    let start = Instant::now();
+    let out = event_run(&pg.url, &gh.uri())
+        .input(
+            "remote-write-url",
+            &format!("http://127.0.0.1:{port}/api/v1/push"),
+        )
+        .input("remote-write-bearer-token", PG_PASSWORD)
+        .timeout(Duration::from_secs(120))
+        .run()
+        .await;
+    let took = start.elapsed();
+    out.assert_code(1);
+    the_error(&out, &["remote-write", "cannot connect", "gave up after"]);
+    assert_within(
+        took,
+        PUSHGATEWAY_BUDGET,
+        "a remote-write store that is down",
+    );
+    assert_eq!(
+        state(&pg).await,
+        before,
+        "nothing pushed to the Pushgateway"
+    );
+    out.assert_no_secret(&[TOKEN, PG_PASSWORD]);
 }
 
 // ---------------------------------------------------------------- Pushgateway
