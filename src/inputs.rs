@@ -290,6 +290,14 @@ impl Inputs {
         Ok(inputs)
     }
 
+    /// Whether events go to a Pushgateway (a URL, or the in-cluster service),
+    /// which `retention` prunes; otherwise only to remote-write.
+    pub fn uses_pushgateway(&self) -> bool {
+        self.pushgateway_url.is_some()
+            || (self.cluster_name.is_some() && self.pushgateway_service.is_some())
+            || self.remote_write.is_none()
+    }
+
     /// Inputs that only matter together with another are refused alone:
     /// an input is never silently ignored.
     fn check_supported(&self) -> Result<()> {
@@ -900,6 +908,23 @@ mod tests {
         // No remote-write, no Pushgateway is fine only with a URL to write to.
         let i = parse(&[url, ("INPUT_PUSHGATEWAY-SERVICE", "none")]).unwrap();
         assert_eq!(i.pushgateway_service, None);
+        // `retention` is the Pushgateway's: does this run use one?
+        assert!(!i.uses_pushgateway());
+        assert!(
+            !parse(&[url]).unwrap().uses_pushgateway(),
+            "no cluster: no in-cluster service"
+        );
+        assert!(
+            parse(&[url, ("INPUT_CLUSTER-NAME", "prod")])
+                .unwrap()
+                .uses_pushgateway()
+        );
+        assert!(
+            parse(&[url, ("INPUT_PUSHGATEWAY-URL", "http://pg:9091")])
+                .unwrap()
+                .uses_pushgateway()
+        );
+        assert!(parse(&[]).unwrap().uses_pushgateway());
     }
 
     #[test]

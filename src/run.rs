@@ -229,7 +229,9 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             }
         }
     };
-    if let (Some(d), Some(retention)) = (&event, inputs.retention)
+    // `retention` prunes the Pushgateway; a remote-write store keeps its own.
+    let retention = inputs.retention.filter(|_| inputs.uses_pushgateway());
+    if let (Some(d), Some(retention)) = (&event, retention)
         && d.time.as_second() < now.as_second() - retention as i64
     {
         let reason = format!(
@@ -319,7 +321,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             .await?
         }
     };
-    if let Some(retention) = inputs.retention.filter(|_| mode != Mode::Event) {
+    if let Some(retention) = retention.filter(|_| mode != Mode::Event) {
         deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
     }
 

@@ -549,3 +549,20 @@ async fn event_mode_writes_the_run_at_its_own_time() {
     assert_eq!(lead.len(), 1, "{lead:#?}");
     assert_eq!(lead[0].1, [(finished.as_millisecond(), HOUR as f64)]);
 }
+
+/// `retention` prunes the Pushgateway; with remote-write alone an old event
+/// (GitHub's example run, years ago) is written, not skipped for its age.
+#[tokio::test]
+async fn retention_does_not_skip_old_events_when_only_remote_write_is_used() {
+    let (server, store) = Store::start(|_, _| ResponseTemplate::new(204)).await;
+    let out = Action::new()
+        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .input("remote-write-url", &format!("{}/api/v1/push", server.uri()))
+        .input("deploy-branches", "*")
+        .run()
+        .await;
+    out.assert_code(0);
+    assert!(out.notice_lines().is_empty(), "{}", out.stdout);
+    assert_eq!(store.seen().len(), 1);
+    assert_eq!(run_ids(&store.seen()[0].request).len(), 1);
+}
