@@ -46,10 +46,10 @@ pub fn parse_revision(revision: &str) -> Revision {
             sha: Some(digest.to_string()),
         };
     }
-    // Flux before 2.0: `main/<sha>`.
+    // Flux before 2.0: `main/<sha>` (a bare `/<sha>` names no reference).
     if let Some((r, sha)) = digest.rsplit_once('/').filter(|(_, s)| is_sha(s)) {
         return Revision {
-            reference: Some(r.to_string()),
+            reference: Some(r.to_string()).filter(|r| !r.is_empty()),
             sha: Some(sha.to_string()),
         };
     }
@@ -280,6 +280,7 @@ mod tests {
         );
         assert_eq!(parse_revision(SHA), git(None));
         assert_eq!(parse_revision(&format!("main/{SHA}")), git(Some("main")));
+        assert_eq!(parse_revision(&format!("/{SHA}")), git(None));
         let oci = parse_revision(
             "latest@sha256:3b2c4f8e0c4e1f2a3b2c4f8e0c4e1f2a3b2c4f8e0c4e1f2a3b2c4f8e0c4e1f2a",
         );
