@@ -37,10 +37,13 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use support::{Action, fixture};
 
-/// Proptest's settings with `cases` cases (the default is 256).
+/// Proptest's settings with `cases` cases (the default is 256). Failures
+/// found by the `TestRunner`-driven properties are kept, like those of the
+/// `proptest!` ones, in `tests/properties.proptest-regressions`.
 fn cases(cases: u32) -> Config {
     Config {
         cases,
+        source_file: Some(file!()),
         ..Config::default()
     }
 }
@@ -922,6 +925,7 @@ proptest! {
         "[a-z0-9/@:.]{0,12}",
         ("\\PC{0,10}", select(vec!["@sha1:", "@sha256:", "@blake3:", "/", "@", ""]), sha_of(0..=70))
             .prop_map(|(r, sep, sha)| format!("{r}{sep}{sha}")),
+        ("[a-z@:/]{0,10}", sha_of(7..=40)).prop_map(|(r, sha)| format!("{r}/{sha}")),
     ]) {
         let Revision { reference, sha } = parse_revision(&revision);
         if let Some(sha) = &sha {
