@@ -46,10 +46,11 @@ pub fn parse_revision(revision: &str) -> Revision {
             sha: Some(digest.to_string()),
         };
     }
-    // Flux before 2.0: `main/<sha>`.
-    if let Some((r, sha)) = digest.rsplit_once('/').filter(|(_, s)| is_sha(s)) {
+    // Flux before 2.0: `main/<sha>` (a bare `/<sha>` names no reference). The
+    // whole revision is split: a branch name may hold an `@` (`fix@2/<sha>`).
+    if let Some((r, sha)) = revision.rsplit_once('/').filter(|(_, s)| is_sha(s)) {
         return Revision {
-            reference: Some(r.to_string()),
+            reference: Some(r.to_string()).filter(|r| !r.is_empty()),
             sha: Some(sha.to_string()),
         };
     }
@@ -280,6 +281,8 @@ mod tests {
         );
         assert_eq!(parse_revision(SHA), git(None));
         assert_eq!(parse_revision(&format!("main/{SHA}")), git(Some("main")));
+        assert_eq!(parse_revision(&format!("/{SHA}")), git(None));
+        assert_eq!(parse_revision(&format!("fix@2/{SHA}")), git(Some("fix@2")));
         let oci = parse_revision(
             "latest@sha256:3b2c4f8e0c4e1f2a3b2c4f8e0c4e1f2a3b2c4f8e0c4e1f2a3b2c4f8e0c4e1f2a",
         );

@@ -6,6 +6,10 @@
 ///
 /// A bare number other than `0` is rejected: `30` could mean seconds or days,
 /// and guessing wrong would silently prune or keep months of history.
+///
+/// At most `i64::MAX` seconds: callers subtract durations from Unix times
+/// in signed seconds, and a larger value would overflow there (a panic, or
+/// in a release build a cutoff in the future that prunes everything).
 pub fn parse(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if text == "0" {
@@ -40,6 +44,7 @@ pub fn parse(text: &str) -> Result<u64, String> {
         total = n
             .checked_mul(unit)
             .and_then(|s| total.checked_add(s))
+            .filter(|t| i64::try_from(*t).is_ok())
             .ok_or("duration too large")?;
         digits.clear();
     }
@@ -103,6 +108,12 @@ mod tests {
         assert!(parse("99999999999999999999d").is_err());
         assert!(
             parse("9999999999999999w")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert_eq!(parse("9223372036854775807s"), Ok(i64::MAX as u64));
+        assert!(
+            parse("9223372036854775808s")
                 .unwrap_err()
                 .contains("too large")
         );

@@ -1,5 +1,6 @@
 //! Entry point: arguments, the panic guard and the runtime; everything else is in the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 const HELP: &str = "\
@@ -50,11 +51,21 @@ fn main() -> ExitCode {
     }
     // A panic is a bug, but the user still gets one `::error::` line and exit 1, not a bare backtrace.
     std::panic::set_hook(Box::new(|info| {
-        let message = info.to_string();
-        println!(
-            "::error::dora-action crashed (a bug, please report it): {}",
-            dora_action::actions::escape_data(&message)
+        let line = format!(
+            "::error::dora-action crashed (a bug, please report it): {}\n",
+            dora_action::actions::escape_data(&info.to_string())
         );
+        // Never `println!` here: when stdout is what failed (a closed pipe,
+        // a full disk), a panic inside the hook aborts the process with a
+        // bare message. The runner reads workflow commands from stderr too.
+        let mut stdout = std::io::stdout().lock();
+        if stdout
+            .write_all(line.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
     }));
     let vars: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {

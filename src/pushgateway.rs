@@ -25,10 +25,12 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// One grouping label as a path pair. Values the path cannot carry (a `/`,
-/// or empty) use the Pushgateway's `@base64` form (URL-safe alphabet);
-/// everything else is percent-encoded, which keeps paths readable in logs.
+/// empty, or the dot segments `.` and `..`, which URL resolution removes
+/// together with the segment before them, silently naming another group)
+/// use the Pushgateway's `@base64` form (URL-safe alphabet); everything else
+/// is percent-encoded, which keeps paths readable in logs.
 fn label_segment(name: &str, value: &str) -> String {
-    if value.is_empty() || value.contains('/') {
+    if value.is_empty() || value.contains('/') || value == "." || value == ".." {
         // Empty values must be encoded as `=`, the padding-only base64 of nothing.
         let encoded = if value.is_empty() {
             "=".to_string()
@@ -453,6 +455,10 @@ mod tests {
         assert_eq!(
             group_path("dora", [("env", "")]),
             "metrics/job/dora/env@base64/="
+        );
+        assert_eq!(
+            group_path("..", [("workflow", "."), ("x", "...")]),
+            "metrics/job@base64/Li4=/workflow@base64/Lg==/x/..."
         );
     }
 
