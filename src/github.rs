@@ -73,7 +73,7 @@ impl GitHub {
 
     /// The repository's default branch (`GET /repos/{owner}/{repo}`).
     pub async fn default_branch(&self, repository: &str) -> Result<String> {
-        let url = self.url(&format!("repos/{repository}"))?;
+        let url = self.repo_url(repository, &[])?;
         let (body, _) = self.get_page(&url).await?;
         let v: serde_json::Value = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
@@ -95,9 +95,7 @@ impl GitHub {
         branch: Option<&str>,
         max_pages: usize,
     ) -> Result<Vec<serde_json::Value>> {
-        let mut url = self.url(&format!(
-            "repos/{repository}/actions/workflows/{workflow}/runs"
-        ))?;
+        let mut url = self.repo_url(repository, &["actions", "workflows", workflow, "runs"])?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("status", "completed")
@@ -133,7 +131,7 @@ impl GitHub {
         base: &str,
         head: &str,
     ) -> Result<(Vec<Timestamp>, u64)> {
-        let url = self.url(&format!("repos/{repository}/compare/{base}...{head}"))?;
+        let url = self.repo_url(repository, &["compare", &format!("{base}...{head}")])?;
         let (body, _) = self.get_page(&url).await?;
         let parsed: Compare = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
@@ -146,10 +144,26 @@ impl GitHub {
         Ok((times, total))
     }
 
-    fn url(&self, path: &str) -> Result<Url> {
-        self.api
-            .join(path)
-            .map_err(|e| Error::GitHub(format!("bad URL for {path}: {e}")))
+    /// `repos/{owner}/{name}/…` under the API base (a GHE `/api/v3` prefix
+    /// kept), each part one percent-encoded path segment: values from a
+    /// payload (a sha, a workflow) can never change which endpoint the token
+    /// is sent to, whatever they contain (`../`, `?`, `#`).
+    fn repo_url(&self, repository: &str, rest: &[&str]) -> Result<Url> {
+        let parts: Vec<&str> = repository.split('/').collect();
+        let bad = |s: &str| s.is_empty() || s == "." || s == "..";
+        if parts.len() != 2 || parts.iter().any(|p| bad(p)) || rest.iter().any(|p| bad(p)) {
+            return Err(Error::GitHub(format!(
+                "not a repository path: `{repository}` / {rest:?}"
+            )));
+        }
+        let mut url = self.api.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::GitHub(format!("API URL {} cannot take a path", self.api)))?
+            .pop_if_empty()
+            .push("repos")
+            .extend(parts)
+            .extend(rest);
+        Ok(url)
     }
 
     /// How many HTTP requests this client has sent.
@@ -160,7 +174,7 @@ impl GitHub {
     /// The time of commit `sha` in `repository` (`owner/name`): the committer
     /// date (when the change landed on its branch), else the author date.
     pub async fn commit_time(&self, repository: &str, sha: &str) -> Result<Timestamp> {
-        let url = self.url(&format!("repos/{repository}/commits/{sha}"))?;
+        let url = self.repo_url(repository, &["commits", sha])?;
         let (body, _) = self.get_page(&url).await?;
         let parsed: CommitResponse = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
@@ -289,6 +303,37 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn payload_values_stay_inside_their_path_segment() {
+        let gh = GitHub::new(
+            Url::parse("https://ghe.example/api/v3").unwrap(),
+            None,
+            Client::new(),
+        );
+        let url = |repo: &str, rest: &[&str]| gh.repo_url(repo, rest).map(|u| u.to_string());
+        assert_eq!(
+            url("octo-org/shop", &["commits", "9f8e7d"]).unwrap(),
+            "https://ghe.example/api/v3/repos/octo-org/shop/commits/9f8e7d"
+        );
+        assert_eq!(
+            url("octo-org/shop", &["commits", "../../user?x=1#f"]).unwrap(),
+            "https://ghe.example/api/v3/repos/octo-org/shop/commits/..%2F..%2Fuser%3Fx=1%23f"
+        );
+        assert_eq!(
+            url("octo-org/shop", &["compare", "a1...b2"]).unwrap(),
+            "https://ghe.example/api/v3/repos/octo-org/shop/compare/a1...b2"
+        );
+        for (repo, rest) in [
+            ("octo-org", &["commits"][..]),
+            ("octo-org/shop/extra", &[]),
+            ("../shop", &[]),
+            ("octo-org/shop", &["commits", ".."]),
+            ("octo-org/shop", &["commits", ""]),
+        ] {
+            assert!(url(repo, rest).is_err(), "{repo} {rest:?}");
+        }
     }
 
     #[test]
