@@ -15,19 +15,37 @@ pub fn escape_data(s: &str) -> String {
         .replace('\n', "%0A")
 }
 
+/// Longest annotation message, in characters: a bad payload value can be
+/// megabytes, and an annotation is for reading.
+const MAX_MESSAGE: usize = 2_000;
+
+/// `msg` without masked values, cut to [`MAX_MESSAGE`] characters, saying
+/// how much was left out.
+fn bounded(msg: &str) -> String {
+    let msg = redact(msg);
+    match msg.char_indices().nth(MAX_MESSAGE) {
+        None => msg,
+        Some((i, _)) => format!(
+            "{}… ({} more characters)",
+            &msg[..i],
+            msg[i..].chars().count()
+        ),
+    }
+}
+
 /// `::error::message` — fails the step visibly in the log and the run's annotations.
 pub fn error(msg: &str) {
-    println!("::error::{}", escape_data(msg));
+    println!("::error::{}", escape_data(&bounded(msg)));
 }
 
 /// `::warning::message`.
 pub fn warning(msg: &str) {
-    println!("::warning::{}", escape_data(msg));
+    println!("::warning::{}", escape_data(&bounded(msg)));
 }
 
 /// `::notice::message`.
 pub fn notice(msg: &str) {
-    println!("::notice::{}", escape_data(msg));
+    println!("::notice::{}", escape_data(&bounded(msg)));
 }
 
 /// `::add-mask::value` — from here on the runner replaces the value with
@@ -36,7 +54,25 @@ pub fn mask(secret: &str) {
     // A multi-line secret is masked line by line; the runner matches per line.
     for line in secret.lines().filter(|l| !l.trim().is_empty()) {
         println!("::add-mask::{}", escape_data(line));
+        MASKED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.to_string());
     }
+}
+
+/// Every value given to [`mask`]: annotations replace them with `***`
+/// themselves before cutting a long message, so a cut never leaves part of a
+/// secret that the runner's whole-value masking would miss.
+static MASKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// `msg` with every masked value replaced by `***`.
+fn redact(msg: &str) -> String {
+    let masked = MASKED.lock().unwrap_or_else(|e| e.into_inner());
+    masked
+        .iter()
+        .filter(|m| !m.is_empty())
+        .fold(msg.to_string(), |text, m| text.replace(m.as_str(), "***"))
 }
 
 /// Where step outputs and the summary go: the runner's files, or stdout for a local run.
@@ -114,6 +150,29 @@ fn append(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_after_masked_values_are_replaced() {
+        mask("s3cr3t-value-for-the-cut-test");
+        let long = format!(
+            "{}s3cr3t-value-for-the-cut-test{}",
+            "x".repeat(1_990),
+            "y".repeat(5_000)
+        );
+        let out = bounded(&long);
+        assert!(
+            !out.contains("s3cr3t"),
+            "no part of the secret survives the cut"
+        );
+        assert!(out.starts_with(&"x".repeat(1_990)));
+        assert!(
+            out.ends_with("… (4993 more characters)"),
+            "{}",
+            &out[out.len() - 40..]
+        );
+        assert_eq!(bounded("short"), "short");
+        assert_eq!(bounded("a s3cr3t-value-for-the-cut-test b"), "a *** b");
+    }
 
     #[test]
     fn command_messages_are_escaped() {
