@@ -140,8 +140,8 @@ for s in "${stages[@]}"; do
             actionlint .github/workflows/*.yml
             announce "lint: hadolint Dockerfile"
             hadolint Dockerfile
-            announce "lint: shellcheck scripts/*.sh .ci/run"
-            shellcheck scripts/*.sh .ci/run
+            announce "lint: shellcheck scripts/*.sh benches/*.sh .ci/run"
+            shellcheck scripts/*.sh benches/*.sh .ci/run
             ;;
         clippy)
             announce "clippy: cargo clippy --all-targets --locked -- -D warnings"
