@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use http::Method;
+use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode, Url};
@@ -107,12 +108,14 @@ impl Transport {
     }
 
     /// One request; `Err` only when no HTTP answer came (connection, timeout).
+    /// The body is left to the caller: the group listing is read as it
+    /// arrives, everything else is small.
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<&str>,
-    ) -> std::result::Result<(StatusCode, bytes::Bytes), String> {
+    ) -> std::result::Result<Answer, String> {
         match self {
             Transport::Http { client, base } => {
                 let url = base
@@ -125,11 +128,7 @@ impl Transport {
                         .body(body.to_string());
                 }
                 let response = request.send().await.map_err(|e| describe(&e))?;
-                let status = response.status();
-                // A body that stops coming (the request timeout covers it) is no
-                // answer, to be retried, not an empty and so "malformed" one.
-                let body = response.bytes().await.map_err(|e| describe(&e))?;
-                Ok((status, body))
+                Ok(Answer::Http(response))
             }
             Transport::ServiceProxy {
                 client,
@@ -151,15 +150,51 @@ impl Transport {
                     .await
                     .map_err(|_| format!("timed out after {REQUEST_TIMEOUT:?} at {endpoint}"))?
                     .map_err(|e| format!("API server {endpoint}: {e}"))?;
-                let status = response.status();
-                let bytes = response
-                    .into_body()
-                    .collect_bytes()
-                    .await
-                    .map_err(|e| format!("reading the answer: {e}"))?;
-                Ok((status, bytes))
+                Ok(Answer::Proxied(response))
             }
         }
+    }
+}
+
+/// An HTTP answer whose body has not been read yet.
+enum Answer {
+    Http(reqwest::Response),
+    Proxied(http::Response<kube::client::Body>),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::Http(r) => r.status(),
+            Answer::Proxied(r) => r.status(),
+        }
+    }
+
+    /// The next piece of the body as it arrives; `None` at its end.
+    async fn chunk(&mut self) -> std::result::Result<Option<bytes::Bytes>, String> {
+        match self {
+            Answer::Http(r) => r.chunk().await.map_err(|e| describe(&e)),
+            Answer::Proxied(r) => loop {
+                match r.body_mut().frame().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Ok(Some(data));
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    /// The whole body (for the small answers: pushes, deletes, errors).
+    async fn bytes(mut self) -> std::result::Result<Vec<u8>, String> {
+        let mut all = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
     }
 }
 
@@ -175,11 +210,10 @@ pub struct Pushgateway {
 /// How long one request may take before it counts as a failed attempt.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The listing's envelope; its groups are read one by one by [`GroupStream`].
 #[derive(Deserialize)]
 struct ApiResponse {
     status: String,
-    #[serde(default)]
-    data: Vec<ApiGroup>,
 }
 
 /// One group of `GET /api/v1/metrics`, read without building a JSON tree:
@@ -267,11 +301,43 @@ impl Pushgateway {
     }
 
     /// Every group with its grouping labels and metric values (`GET /api/v1/metrics`).
+    ///
+    /// The listing is tens of megabytes at ten thousand groups; it is parsed
+    /// as it arrives (see [`GroupStream`]), so memory holds the groups'
+    /// compact form and one group's JSON at a time, never the whole answer.
     pub async fn groups(&self) -> Result<Vec<StoredGroup>> {
-        let body = self
-            .send("read groups", Method::GET, "api/v1/metrics", None)
-            .await?;
-        parse_groups(&body).map_err(|e| Error::Pushgateway(format!("GET api/v1/metrics: {e}")))
+        const WHAT: &str = "read groups";
+        retry(self.backoff, || async {
+            let mut answer = match self
+                .transport
+                .send(Method::GET, "api/v1/metrics", None)
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) => return Attempt::Retry(format!("{WHAT}: {e}")),
+            };
+            if !answer.status().is_success() {
+                return self.refused(WHAT, answer, None).await;
+            }
+            let mut stream = GroupStream::default();
+            loop {
+                match answer.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if let Err(e) = stream.feed(&chunk) {
+                            return Attempt::Fail(format!("GET api/v1/metrics: {e}"));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Attempt::Retry(format!("{WHAT}: reading the answer: {e}")),
+                }
+            }
+            match stream.finish() {
+                Ok(groups) => Attempt::Done(groups),
+                Err(e) => Attempt::Fail(format!("GET api/v1/metrics: {e}")),
+            }
+        })
+        .await
+        .map_err(Error::Pushgateway)
     }
 
     /// Replaces a group with `exposition` (`PUT`): the same event pushed
@@ -305,7 +371,7 @@ impl Pushgateway {
         {
             tracing::warn!("could not remove the empty group a rejected push left");
         }
-        pushed.map(drop)
+        pushed
     }
 
     /// Deletes the group with exactly these labels (including `job`).
@@ -318,21 +384,12 @@ impl Pushgateway {
                 .filter(|(k, _)| *k != "job")
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        self.send("delete", Method::DELETE, &path, None)
-            .await
-            .map(drop)
+        self.send("delete", Method::DELETE, &path, None).await
     }
 
     /// Sends a request with the retry policy: connection errors, timeouts,
-    /// 429 and 5xx are retried; any other non-2xx is final. Through the
-    /// service proxy, the API server's own refusals are worded as such.
-    async fn send(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        body: Option<&str>,
-    ) -> Result<bytes::Bytes> {
+    /// 429 and 5xx are retried; any other non-2xx is final.
+    async fn send(&self, what: &str, method: Method, path: &str, body: Option<&str>) -> Result<()> {
         self.send_answered(what, method, path, body).await.0
     }
 
@@ -345,34 +402,57 @@ impl Pushgateway {
         method: Method,
         path: &str,
         body: Option<&str>,
-    ) -> (Result<bytes::Bytes>, Option<StatusCode>) {
+    ) -> (Result<()>, Option<StatusCode>) {
         let last_status = std::cell::Cell::new(None);
         let result = retry(self.backoff, || async {
-            let (status, answer) = match self.transport.send(method.clone(), path, body).await {
+            let answer = match self.transport.send(method.clone(), path, body).await {
                 Ok(answer) => answer,
                 Err(e) => return Attempt::Retry(format!("{what}: {e}")),
             };
-            if status.is_success() {
-                // The answer stays bytes: the group listing can be tens of megabytes.
-                return Attempt::Done(answer);
+            if answer.status().is_success() {
+                // The connection is reused only once the body is read to its end.
+                return match answer.bytes().await {
+                    Ok(_) => Attempt::Done(()),
+                    Err(e) => Attempt::Retry(format!("{what}: reading the answer: {e}")),
+                };
             }
-            let text = String::from_utf8_lossy(&answer);
-            if let (Transport::ServiceProxy { .. }, Some(refusal)) =
-                (&self.transport, api_server_refusal(status, &text))
-            {
-                return Attempt::Fail(format!("{what}: {refusal}"));
-            }
-            last_status.set(Some(status));
-            let detail = || format!("{what}: HTTP {status}: {}", text.trim());
-            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                Attempt::Retry(detail())
-            } else {
-                Attempt::Fail(detail())
-            }
+            self.refused(what, answer, Some(&last_status)).await
         })
         .await
         .map_err(Error::Pushgateway);
         (result, last_status.get())
+    }
+
+    /// A non-2xx answer as an attempt's outcome: 429 and 5xx are retried,
+    /// the rest is final. Through the service proxy, the API server's own
+    /// refusals are worded as such.
+    /// `last`, if given, gets the status when the Pushgateway (not the API
+    /// server) gave it.
+    async fn refused<T>(
+        &self,
+        what: &str,
+        answer: Answer,
+        last: Option<&std::cell::Cell<Option<StatusCode>>>,
+    ) -> Attempt<T> {
+        let status = answer.status();
+        let text = match answer.bytes().await {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => format!("(unreadable answer: {e})"),
+        };
+        if let (Transport::ServiceProxy { .. }, Some(refusal)) =
+            (&self.transport, api_server_refusal(status, &text))
+        {
+            return Attempt::Fail(format!("{what}: {refusal}"));
+        }
+        if let Some(last) = last {
+            last.set(Some(status));
+        }
+        let detail = format!("{what}: HTTP {status}: {}", text.trim());
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            Attempt::Retry(detail)
+        } else {
+            Attempt::Fail(detail)
+        }
     }
 }
 
@@ -418,20 +498,139 @@ pub fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Parses `GET /api/v1/metrics`: each group is an object with `labels` and
-/// one key per metric family (values are strings).
+/// Parses `GET /api/v1/metrics` (`{"status":"success","data":[group, ...]}`;
+/// each group an object with `labels` and one key per metric family) in one go.
+#[cfg(test)]
 fn parse_groups(body: &[u8]) -> std::result::Result<Vec<StoredGroup>, String> {
-    let response: ApiResponse =
-        serde_json::from_slice(body).map_err(|e| format!("unexpected answer: {e}"))?;
-    if response.status != "success" {
-        return Err(format!("status `{}`", response.status));
+    let mut stream = GroupStream::default();
+    stream.feed(body)?;
+    stream.finish()
+}
+
+/// An incremental parser of the group listing, fed the answer in pieces as
+/// they arrive. It follows the JSON's nesting (strings and escapes
+/// included) only to cut out each element of the top-level `data` array;
+/// an element is parsed as soon as it is complete ([`ApiGroup`] keeps only
+/// what the caller needs) and its bytes dropped. What remains of the answer
+/// (`{"status":"success","data":[]}`) is parsed at the end, so a truncated
+/// or malformed answer is still an error.
+#[derive(Default)]
+struct GroupStream {
+    /// Nesting depth: 1 inside the top-level object, 2 inside `data`, 3+ inside a group.
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// Inside the top-level `data` array.
+    in_data: bool,
+    /// The answer without the elements of `data`.
+    outer: Vec<u8>,
+    /// The group being read (its buffer is reused from group to group).
+    element: Vec<u8>,
+    groups: Vec<StoredGroup>,
+}
+
+/// An answer this large without the groups is not a Pushgateway's.
+const OUTER_LIMIT: usize = 1 << 20;
+
+impl GroupStream {
+    fn feed(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
+        for &b in chunk {
+            if self.in_data && self.depth >= 3 {
+                self.element.push(b);
+                if self.scan(b) && self.depth == 2 {
+                    self.group()?;
+                }
+                continue;
+            }
+            if self.in_data && self.depth == 2 && !self.in_string {
+                match b {
+                    b' ' | b'\t' | b'\n' | b'\r' | b',' => {}
+                    b'{' => {
+                        self.depth = 3;
+                        self.element.push(b);
+                    }
+                    b']' => {
+                        self.depth = 1;
+                        self.in_data = false;
+                        self.outer.push(b);
+                    }
+                    other => {
+                        return Err(format!(
+                            "unexpected answer: a group is not an object (`{}`)",
+                            other as char
+                        ));
+                    }
+                }
+                continue;
+            }
+            self.outer.push(b);
+            let depth = self.depth;
+            if self.scan(b) && b == b'[' && depth == 1 && self.key_is_data() {
+                self.in_data = true;
+            }
+            if self.outer.len() > OUTER_LIMIT {
+                return Err("unexpected answer: not a group listing".into());
+            }
+        }
+        Ok(())
     }
-    Ok(response
-        .data
-        .into_iter()
-        .map(|g| g.0)
-        .filter(|g| !g.labels.is_empty())
-        .collect())
+
+    /// Follows strings and nesting; `true` when `b` opened or closed an
+    /// object or array (outside strings).
+    fn scan(&mut self, b: u8) -> bool {
+        if self.in_string {
+            match (self.escaped, b) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return false;
+        }
+        match b {
+            b'"' => self.in_string = true,
+            b'{' | b'[' => {
+                self.depth += 1;
+                return true;
+            }
+            b'}' | b']' => {
+                self.depth = self.depth.saturating_sub(1);
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// Whether the array just opened (the last byte of `outer`) is the value of `"data"`.
+    fn key_is_data(&self) -> bool {
+        let before = &self.outer[..self.outer.len() - 1];
+        let before = before.trim_ascii_end();
+        before
+            .strip_suffix(b":")
+            .is_some_and(|k| k.trim_ascii_end().ends_with(b"\"data\""))
+    }
+
+    /// One complete group: parsed, kept if it has labels, its bytes dropped.
+    fn group(&mut self) -> std::result::Result<(), String> {
+        let group: ApiGroup =
+            serde_json::from_slice(&self.element).map_err(|e| format!("unexpected answer: {e}"))?;
+        self.element.clear();
+        if !group.0.labels.is_empty() {
+            self.groups.push(group.0);
+        }
+        Ok(())
+    }
+
+    /// The groups, once the whole answer has been fed.
+    fn finish(self) -> std::result::Result<Vec<StoredGroup>, String> {
+        let response: ApiResponse =
+            serde_json::from_slice(&self.outer).map_err(|e| format!("unexpected answer: {e}"))?;
+        if response.status != "success" {
+            return Err(format!("status `{}`", response.status));
+        }
+        Ok(self.groups)
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +718,48 @@ mod tests {
         );
         assert_eq!(groups[0].event_time(), Some(1.7e9));
         assert!(parse_groups(b"<html>").is_err());
+    }
+
+    #[test]
+    fn the_listing_is_parsed_the_same_whatever_pieces_it_arrives_in() {
+        // Braces, brackets, quotes and a `"data":[` inside strings must not
+        // confuse the cutting; nor may whitespace between the pieces.
+        let body = br#"{ "status" : "success" , "data" : [
+            {"labels":{"job":"dora","canary":"a}]\"data\":[{","phase":"x\\"},
+             "dora_flagger_canary_phase":{"metrics":[{"labels":{"phase":"Failed"},"value":"1"}]},
+             "push_time_seconds":{"metrics":[{"labels":{},"value":"1.7e9"}]}} ,
+            {"labels":{}},
+            {"labels":{"job":"other","run_id":"2"},"dora_workflow_deploy_timestamp":{"metrics":[{"value":"5"},{"value":"7"}]}}
+        ] }"#;
+        let whole = parse_groups(body).unwrap();
+        assert_eq!(whole.len(), 2, "the group without labels is dropped");
+        assert_eq!(whole[0].labels["canary"], "a}]\"data\":[{");
+        assert_eq!(whole[0].labels["phase"], "x\\");
+        assert_eq!(whole[0].sample_labels["phase"], "Failed");
+        assert_eq!(whole[1].event_time(), Some(7.0));
+        for size in [1, 2, 3, 7, 64] {
+            let mut stream = GroupStream::default();
+            for piece in body.chunks(size) {
+                stream.feed(piece).unwrap();
+            }
+            assert_eq!(stream.finish().unwrap(), whole, "pieces of {size} bytes");
+        }
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_listing_is_an_error() {
+        let body = br#"{"status":"success","data":[{"labels":{"job":"dora"}},{"labels":{"job":"#;
+        for end in [body.len(), 40, 30, 5] {
+            assert!(parse_groups(&body[..end]).is_err(), "cut at {end}");
+        }
+        assert!(parse_groups(br#"{"status":"error","data":[]}"#).is_err());
+        assert!(parse_groups(br#"{"status":"success","data":[1]}"#).is_err());
+        assert!(parse_groups(br#"{"status":"success","data":[{"labels":7}]}"#).is_err());
+        assert!(parse_groups(b"").is_err());
+        assert_eq!(
+            parse_groups(br#"{"status":"success","data":[]}"#).unwrap(),
+            vec![]
+        );
     }
 
     #[test]

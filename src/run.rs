@@ -284,6 +284,10 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
     // the run after the other sources' events are delivered.
     let mut phases: Vec<dora::CanaryPhase> = Vec::new();
     let mut deferred: Option<Error> = None;
+    // Event mode reads the stored groups while it asks GitHub about the
+    // event: the two are independent, and one after the other they would
+    // cost a round trip more (the look-ups are few, the listing bounded).
+    let mut stored = None;
     let mut deploys = match event {
         None if mode == Mode::Cluster => {
             let client = kube
@@ -296,15 +300,23 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             collected.events
         }
         Some(deploy) => {
-            event_with_history(
+            let history = event_with_history(
                 &github,
                 inputs,
                 deploy,
                 payload.as_ref().map(|(_, v)| v),
                 event_name,
                 &mut report.warnings,
-            )
-            .await
+            );
+            let read = async {
+                match &pushgateway {
+                    Some(pushgateway) => Some(pushgateway.groups().await),
+                    None => None,
+                }
+            };
+            let deploys;
+            (deploys, stored) = tokio::join!(history, read);
+            deploys
         }
         None => {
             let repository = repository.as_deref().unwrap_or_default();
@@ -347,6 +359,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         (pushgateway, remote) => {
             match deliver(
                 pushgateway.as_ref(),
+                stored,
                 remote.as_ref(),
                 &github,
                 inputs,
@@ -749,7 +762,17 @@ async fn event_with_history(
         .collect();
     all.push(deploy);
     dora::annotate(&mut all);
-    all.pop().into_iter().collect()
+    let mut event: Vec<dora::Deploy> = all.pop().into_iter().collect();
+    // The changes it shipped are asked for now, not once the stored groups
+    // tell the event is new: that would put the compare call after the
+    // listing on the critical path. Only a re-run of a recorded event pays
+    // for it, with one call.
+    changes_of_new(github, &mut event, &[true], warnings).await;
+    // Asked once: a failed look-up (already a warning) is not repeated on delivery.
+    for d in event.iter_mut().filter(|d| d.history.changes.is_none()) {
+        d.history.previous_success_sha = None;
+    }
+    event
 }
 
 /// Workflows mode: every completed run of each workflow in the lookback
@@ -804,11 +827,9 @@ async fn changes_of_new(
     warnings: &mut Vec<String>,
 ) {
     let mut cache: BTreeMap<(String, String, String), (Vec<Timestamp>, u64)> = BTreeMap::new();
-    for (d, _) in deploys
-        .iter_mut()
-        .zip(new)
-        .filter(|(d, new)| **new && d.status == dora::Status::Success)
-    {
+    for (d, _) in deploys.iter_mut().zip(new).filter(|(d, new)| {
+        **new && d.status == dora::Status::Success && d.history.changes.is_none()
+    }) {
         let Some(base) = d.history.previous_success_sha.clone() else {
             continue;
         };
@@ -839,11 +860,11 @@ async fn changes_of_new(
     }
 }
 
-/// Reads the stored groups, finds which events are new, completes them
-/// (see [`complete`]), writes them to the remote-write store, prunes this
-/// job's expired groups, then pushes each new event with one PUT (a few at
-/// a time), and the canary phases. Events already stored are left as they
-/// are: re-running changes nothing.
+/// Reads the stored groups (unless the caller did), finds which events are
+/// new, completes them (see [`complete`]), writes them to the remote-write
+/// store, prunes this job's expired groups, then pushes each new event with
+/// one PUT (a few at a time), and the canary phases. Events already stored
+/// are left as they are: re-running changes nothing.
 ///
 /// Remote-write goes first: if it fails, nothing is pushed to the
 /// Pushgateway either, so the next run still sees the events as new and
@@ -855,9 +876,13 @@ async fn changes_of_new(
 /// The Pushgateway keeps an empty group behind after rejecting a push (400);
 /// if the group did not exist before, that shell is deleted again, so a
 /// failed push leaves no trace of the event.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is a distinct piece of the run; a struct would only rename them"
+)]
 async fn deliver(
     pushgateway: Option<&Pushgateway>,
+    stored: Option<Result<Vec<dora::StoredGroup>>>,
     remote: Option<&RemoteWrite>,
     github: &GitHub,
     inputs: &Inputs,
@@ -866,9 +891,10 @@ async fn deliver(
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
-    let stored = match pushgateway {
-        Some(p) => p.groups().await?,
-        None => Vec::new(),
+    let stored = match (stored, pushgateway) {
+        (Some(read), _) => read?,
+        (None, Some(p)) => p.groups().await?,
+        (None, None) => Vec::new(),
     };
     let new: Vec<bool> = deploys
         .iter()

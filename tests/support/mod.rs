@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod delay;
 pub mod front;
 pub mod kube;
 pub mod oidc;
@@ -281,13 +282,26 @@ impl Pushgateway {
     /// one test (or a manual run) into the next. Killed with SIGKILL, the
     /// Pushgateway never writes it anyway.
     pub async fn start() -> Pushgateway {
+        Pushgateway::start_with(&[], None).await
+    }
+
+    /// Starts a Pushgateway with more flags, holding the groups of a
+    /// persistence file an earlier one wrote ([`Pushgateway::persist`]; the
+    /// file is copied, never changed), or a fresh store (`None`).
+    pub async fn start_with(flags: &[&str], stored: Option<&Path>) -> Pushgateway {
         let dir = tempdir("dora-pushgateway-");
         let store = dir.path().join("pushgateway.data");
+        if let Some(stored) = stored {
+            std::fs::copy(stored, &store)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", stored.display()));
+        }
         let (service, url) = Service::spawn("pushgateway", PUSHGATEWAY_BIN, dir.path(), |port| {
-            vec![
+            let mut args = vec![
                 format!("--web.listen-address=127.0.0.1:{port}"),
                 format!("--persistence.file={}", store.display()),
-            ]
+            ];
+            args.extend(flags.iter().map(|f| f.to_string()));
+            args
         })
         .await;
         let port = port_of(&url);
@@ -297,6 +311,18 @@ impl Pushgateway {
             service,
             _dir: dir,
         }
+    }
+
+    /// Stops the Pushgateway gracefully (SIGTERM: it writes its persistence
+    /// file on the way out) and copies that file to `to`.
+    pub fn persist(mut self, to: &Path) {
+        let pid = self.service.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child, which is not reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM");
+        let status = self.service.child.wait().expect("wait for the Pushgateway");
+        assert!(status.success(), "the Pushgateway stopped with {status}");
+        std::fs::copy(self._dir.path().join("pushgateway.data"), to)
+            .unwrap_or_else(|e| panic!("copy the persistence file to {}: {e}", to.display()));
     }
 
     /// `host:port`, the form a Prometheus scrape target takes.
@@ -678,6 +704,7 @@ pub struct Action {
     output_file: Option<PathBuf>,
     summary_file: Option<PathBuf>,
     timeout: Duration,
+    program: PathBuf,
 }
 
 /// What a run left behind.
@@ -718,6 +745,7 @@ impl Action {
             output_file: Some(output_file.clone()),
             summary_file: Some(summary_file.clone()),
             timeout: ACTION_TIMEOUT,
+            program: PathBuf::from(env!("CARGO_BIN_EXE_dora-action")),
         };
         for (k, v) in [
             ("GITHUB_ACTIONS", "true"),
@@ -776,6 +804,13 @@ impl Action {
         self
     }
 
+    /// Runs another build of the action instead of cargo's, e.g. the static
+    /// musl binary the image ships (the benchmark measures that one).
+    pub fn program(mut self, path: &Path) -> Self {
+        self.program = path.to_path_buf();
+        self
+    }
+
     /// The temp dir of this run (working directory of the process), for a
     /// test that needs to put more files next to it.
     pub fn dir(&self) -> &Path {
@@ -786,7 +821,7 @@ impl Action {
     /// environment and waits at most 120 s (see [`Action::timeout`]); a run
     /// that hangs is killed and the test panics. Reads back the output and summary files.
     pub async fn run(self) -> Outcome {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dora-action"));
+        let mut command = tokio::process::Command::new(&self.program);
         command
             .env_clear()
             .envs(&self.env)
