@@ -243,7 +243,9 @@ impl<'de> Deserialize<'de> for ApiGroup {
                     } else if key.starts_with("dora_") {
                         let family: ApiFamily = map.next_value()?;
                         if let Some(first) =
-                            family.metrics.first().filter(|_| key.ends_with("_phase"))
+                            family.metrics.first().filter(|_| {
+                                key.ends_with("_phase") || key.ends_with("_ready")
+                            })
                         {
                             group.sample_labels.clone_from(&first.labels);
                         }
@@ -718,6 +720,12 @@ mod tests {
         );
         assert_eq!(groups[0].event_time(), Some(1.7e9));
         assert!(parse_groups(b"<html>").is_err());
+        // A Flux revision's environment, from its `dora_flux_ready` series:
+        // a stored revision can end a canary's recovery in its environment.
+        let body = r#"{"status":"success","data":[{"labels":{"job":"dora","kustomization":"apps","revision":"main@sha1:abc"},
+            "dora_flux_ready":{"metrics":[{"labels":{"environment":"prod","ready":"true"},"value":"1"}]}}]}"#;
+        let groups = parse_groups(body.as_bytes()).unwrap();
+        assert_eq!(groups[0].sample_labels["environment"], "prod");
     }
 
     #[test]
