@@ -1,7 +1,6 @@
 //! The Prometheus Pushgateway's HTTP API: list groups, delete a group, PUT a
 //! group. Knows grouping keys and paths, not DORA.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,7 +12,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
-use crate::dora::StoredGroup;
+use crate::dora::{SmallMap, StoredGroup};
 use crate::inputs::ServiceRef;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Result};
@@ -242,10 +241,10 @@ impl<'de> Deserialize<'de> for ApiGroup {
                         group.labels = map.next_value()?;
                     } else if key.starts_with("dora_") {
                         let family: ApiFamily = map.next_value()?;
-                        if let Some(first) =
-                            family.metrics.first().filter(|_| {
-                                key.ends_with("_phase") || key.ends_with("_ready")
-                            })
+                        if let Some(first) = family
+                            .metrics
+                            .first()
+                            .filter(|_| key.ends_with("_phase") || key.ends_with("_ready"))
                         {
                             group.sample_labels.clone_from(&first.labels);
                         }
@@ -276,7 +275,7 @@ struct ApiFamily {
 struct ApiMetric {
     value: Option<String>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: SmallMap<String>,
 }
 
 impl Pushgateway {
@@ -377,14 +376,14 @@ impl Pushgateway {
     }
 
     /// Deletes the group with exactly these labels (including `job`).
-    pub async fn delete(&self, labels: &BTreeMap<String, String>) -> Result<()> {
+    pub async fn delete(&self, labels: &SmallMap<String>) -> Result<()> {
         let job = labels.get("job").map(String::as_str).unwrap_or_default();
         let path = group_path(
             job,
             labels
                 .iter()
                 .filter(|(k, _)| *k != "job")
-                .map(|(k, v)| (k.as_str(), v.as_str())),
+                .map(|(k, v)| (k, v.as_str())),
         );
         self.send("delete", Method::DELETE, &path, None).await
     }

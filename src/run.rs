@@ -945,7 +945,7 @@ async fn deliver(
             report.pruned += 1;
         }
     }
-    let by_labels: BTreeMap<&BTreeMap<String, String>, &dora::StoredGroup> =
+    let by_labels: BTreeMap<&dora::SmallMap<String>, &dora::StoredGroup> =
         stored.iter().map(|g| (&g.labels, g)).collect();
     // Phases that did not change are not pushed again.
     let changed: Vec<dora::Group> = phases
@@ -953,7 +953,7 @@ async fn deliver(
         .map(|p| (p, p.group()))
         .filter(|(p, g)| {
             !by_labels
-                .get(&g.labels(&inputs.job))
+                .get(&dora::SmallMap::from(g.labels(&inputs.job)))
                 .is_some_and(|s| p.is_recorded(s))
         })
         .map(|(_, g)| g)
@@ -964,7 +964,7 @@ async fn deliver(
         .map(|(g, _)| g)
         .chain(changed)
         .map(|g| {
-            let existed = by_labels.contains_key(&g.labels(&inputs.job));
+            let existed = by_labels.contains_key(&dora::SmallMap::from(g.labels(&inputs.job)));
             (g, existed)
         })
         .collect();

@@ -1202,7 +1202,7 @@ fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
                     }
                 }
                 client
-                    .delete(&want_labels)
+                    .delete(&want_labels.clone().into())
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert!(
