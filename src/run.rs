@@ -896,13 +896,17 @@ async fn deliver(
         (None, Some(p)) => p.groups().await?,
         (None, None) => Vec::new(),
     };
+    // Stored groups by their labels: a look-up per event, not a scan of
+    // every stored group (thousands of both on a first cluster-mode run).
+    let by_labels: BTreeMap<&dora::SmallMap<String>, &dora::StoredGroup> =
+        stored.iter().map(|g| (&g.labels, g)).collect();
     let new: Vec<bool> = deploys
         .iter()
         .map(|d| {
-            let labels = dora::group_labels(d, &inputs.job);
-            !stored
-                .iter()
-                .any(|g| g.labels == labels && dora::is_recorded(g, d))
+            let labels = dora::SmallMap::from(dora::group_labels(d, &inputs.job));
+            !by_labels
+                .get(&labels)
+                .is_some_and(|g| dora::is_recorded(g, d))
         })
         .collect();
     complete(github, deploys, &stored, &new, &mut report.warnings).await;
@@ -945,8 +949,6 @@ async fn deliver(
             report.pruned += 1;
         }
     }
-    let by_labels: BTreeMap<&dora::SmallMap<String>, &dora::StoredGroup> =
-        stored.iter().map(|g| (&g.labels, g)).collect();
     // Phases that did not change are not pushed again.
     let changed: Vec<dora::Group> = phases
         .iter()
