@@ -424,32 +424,22 @@ impl Aws {
 
     /// A GET signed with SigV4 in headers for `service`.
     fn signed_get(&self, url: &Url, service: &str) -> Result<reqwest::RequestBuilder> {
-        let identity = self.creds.identity();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| Error::Aws(format!("cannot sign {service} request: {e}")))?
-            .into();
-        let signable = SignableRequest::new(
+        let signed = sigv4_headers(
+            &self.creds,
+            &self.region,
+            service,
             "GET",
             url.as_str(),
-            std::iter::empty(),
-            SignableBody::Bytes(&[]),
-        )
-        .map_err(|e| Error::Aws(format!("cannot sign {service} request: {e}")))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| Error::Aws(format!("cannot sign {service} request: {e}")))?
-            .into_parts();
+            &[],
+            &[],
+            SystemTime::now(),
+        )?;
         let mut request = self
             .http
             .get(url.clone())
             .timeout(REQUEST_TIMEOUT)
             .header("accept", "application/json");
-        for (name, value) in instructions.headers() {
+        for (name, value) in signed {
             request = request.header(name, value);
         }
         Ok(request)
