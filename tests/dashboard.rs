@@ -25,7 +25,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub};
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Action, Prometheus, Pushgateway, fixture};
+use support::{Action, Prometheus, Pushgateway};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -735,11 +735,7 @@ fn run_json(
     now: Timestamp,
     (id, (file, name, workflow_id), conclusion, finished, committed): Run,
 ) -> Value {
-    let payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
-    )
-    .unwrap();
-    let mut r = payload["workflow_run"].clone();
+    let mut r = support::fixture_run();
     r["id"] = json!(id);
     r["name"] = json!(name);
     r["path"] = json!(format!(".github/workflows/{file}"));

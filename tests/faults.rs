@@ -165,13 +165,9 @@ fn leg(pushgateway_url: &str, github: &str, workflows: &str) -> Action {
 /// A run of `deploy.yml` as the REST API lists it (the fixture's shape),
 /// finished `days` ago on `main`.
 fn listed_run(id: u64, conclusion: &str, days: i64, workflow: &str) -> Value {
-    let payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
-    )
-    .unwrap();
     let now = Timestamp::now().as_second();
     let at = |s: i64| Timestamp::from_second(s).unwrap().to_string();
-    let mut r = payload["workflow_run"].clone();
+    let mut r = support::fixture_run();
     r["id"] = json!(id);
     r["conclusion"] = json!(conclusion);
     r["updated_at"] = json!(at(now - days * 86_400));

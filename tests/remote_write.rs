@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use dora_action::remote_write::WriteRequest;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use prost::Message;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, verify_sigv4_header_auth};
-use support::{Action, Prometheus, Pushgateway, fixture};
+use support::{Action, Prometheus, Pushgateway, fixture, rest_run as run};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -25,31 +25,12 @@ const PASSWORD: &str = "basic-auth-password-never-printed-31";
 const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 
-/// One whole-second "now" for the test binary.
 fn now() -> Timestamp {
-    static NOW: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
-    *NOW.get_or_init(|| Timestamp::from_second(Timestamp::now().as_second()).unwrap())
+    support::test_now()
 }
 
 fn ago(seconds: i64) -> Timestamp {
-    now() - SignedDuration::from_secs(seconds)
-}
-
-/// A run as the REST API lists it (the fixture's real shape).
-fn run(id: u64, conclusion: &str, finished_ago: i64, sha: &str, committed_ago: i64) -> Value {
-    let payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
-    )
-    .unwrap();
-    let mut r = payload["workflow_run"].clone();
-    r["id"] = json!(id);
-    r["conclusion"] = json!(conclusion);
-    r["updated_at"] = json!(ago(finished_ago).to_string());
-    r["created_at"] = json!(ago(finished_ago + 600).to_string());
-    r["head_sha"] = json!(sha);
-    r["head_commit"]["id"] = json!(sha);
-    r["head_commit"]["timestamp"] = json!(ago(committed_ago).to_string());
-    r
+    support::seconds_ago(seconds)
 }
 
 /// A week of `deploy.yml`: success, a failure fixed 3 h later (recovery),

@@ -6,9 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde_json::{Value, json};
-use support::{Action, Pushgateway, fixture};
+use support::{Action, Pushgateway, fixture, rest_run as run, seconds_ago};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -16,32 +16,9 @@ const TOKEN: &str = "ghs_workflowsModeTokenNeverPrinted42";
 const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 
-/// `seconds` before one fixed, whole-second "now" for the whole test binary:
-/// times built at different moments must differ by exactly what they say.
+/// `seconds` before the test binary's fixed "now", as GitHub writes times.
 fn ago(seconds: i64) -> String {
-    static NOW: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
-    let now = *NOW.get_or_init(|| Timestamp::from_second(Timestamp::now().as_second()).unwrap());
-    (now - SignedDuration::from_secs(seconds)).to_string()
-}
-
-/// A run as the REST API lists it: the fixture's real shape, with these values.
-fn run(id: u64, conclusion: &str, finished_ago: i64, sha: &str, committed_ago: i64) -> Value {
-    let payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
-    )
-    .unwrap();
-    let mut r = payload["workflow_run"].clone();
-    r["id"] = json!(id);
-    r["conclusion"] = json!(conclusion);
-    r["updated_at"] = json!(ago(finished_ago));
-    r["created_at"] = json!(ago(finished_ago + 600));
-    r["head_sha"] = json!(sha);
-    r["head_commit"]["id"] = json!(sha);
-    r["head_commit"]["timestamp"] = json!(ago(committed_ago));
-    r["html_url"] = json!(format!(
-        "https://github.com/octo-org/shop/actions/runs/{id}"
-    ));
-    r
+    seconds_ago(seconds).to_string()
 }
 
 fn commit(sha: &str, committed_ago: i64) -> Value {
