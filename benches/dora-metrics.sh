@@ -142,7 +142,7 @@ push_runs() {
                             else (($l[$n / 2 - 1] + $l[$n / 2]) / 2 | floor) end)] | @tsv')
             fi
         fi
-        labels="source=\"${name}\",status=\"${status}\",branch=\"${branch}\",sha=\"${sha}\",environment=\"${environment}\""
+        labels="source=\"${name}\",status=\"${status}\",ref=\"${branch}\",sha=\"${sha}\",environment=\"${environment}\""
         {
             printf '# TYPE dora_workflow_deploy_event gauge\ndora_workflow_deploy_event{%s} 1\n' "${labels}"
             printf '# TYPE dora_workflow_deploy_timestamp gauge\ndora_workflow_deploy_timestamp{%s} %s\n' "${labels}" "${time}"

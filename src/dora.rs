@@ -62,6 +62,9 @@ pub struct Deploy {
     pub source: String,
     pub key: EventKey,
     pub status: Status,
+    /// The git ref deployed, the series' `ref` label (the original workflow's
+    /// name): a workflow run's head branch, a deployment's `ref` (a branch, a
+    /// tag or a sha, as GitHub gives it), a Flux revision's branch or tag.
     pub branch: String,
     pub sha: String,
     pub environment: String,
@@ -311,6 +314,90 @@ pub fn group_labels(d: &Deploy, job: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// The workflow deployment series and their HELP texts, in exposition
+/// order. One table for new groups and upgraded ones: the Pushgateway
+/// checks that every group gives a metric the same HELP.
+const WORKFLOW_METRICS: [(&str, &str); 7] = [
+    (
+        names::DEPLOY_EVENT,
+        "A deployment by a GitHub Actions workflow or a GitHub deployment; always 1, the labels say how it ended.",
+    ),
+    (
+        names::DEPLOY_TIMESTAMP,
+        "Unix time the deployment finished, from the event itself (not the collector's clock).",
+    ),
+    (
+        names::LEAD_TIME,
+        "Seconds from the deployed head commit to the successful deployment.",
+    ),
+    (
+        names::RECOVERY,
+        "Failed-deployment recovery time: seconds from the first failure of a streak to this success.",
+    ),
+    (
+        names::REWORK_TIMESTAMP,
+        "Unix time of a rework deployment: a success that follows a failed deployment of the same source.",
+    ),
+    (
+        names::CHANGES,
+        "Commits this deployment shipped since the previous successful deployment of the same source.",
+    ),
+    (
+        names::CHANGE_LEAD_TIME,
+        "Median lead time of the commits this deployment shipped (deploy time − each commit's time).",
+    ),
+];
+
+fn workflow_metric(name: &'static str, value: f64) -> (&'static str, &'static str, f64) {
+    let help = WORKFLOW_METRICS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, h)| *h);
+    (name, help, value)
+}
+
+/// A workflow deployment group as the previous version stored it (series
+/// labelled `branch`, no `ref`), in today's shape: the same grouping key
+/// (so a push replaces it, never adds a second group), every metric with
+/// its stored value, the same series labels with `branch` renamed `ref`.
+/// `None` for every other group, today's included.
+///
+/// Its event stays recorded as it was (nothing is recomputed, no GitHub
+/// call); only the label changes, so queries on `ref` see the whole history.
+pub fn upgraded(stored: &StoredGroup) -> Option<Group> {
+    if !stored.metrics.contains_key(names::DEPLOY_EVENT) || stored.sample_labels.contains_key("ref")
+    {
+        return None;
+    }
+    let reference = stored
+        .sample_labels
+        .get("branch")
+        .filter(|b| !b.is_empty())?;
+    let grouping: Vec<(String, String)> = stored
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "job")
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    // The listing repeats the grouping labels (and `job`, maybe an empty
+    // `instance`) on every series: those stay in the grouping key only.
+    let mut labels: Vec<(&str, &str)> = stored
+        .sample_labels
+        .iter()
+        .filter(|(k, _)| !stored.labels.contains_key(k) && *k != "branch")
+        .map(|(k, v)| (k, v.as_str()))
+        .collect();
+    labels.push(("ref", reference));
+    let metrics: Vec<(&'static str, &str, f64)> = WORKFLOW_METRICS
+        .iter()
+        .filter_map(|(name, help)| {
+            let value = *stored.metrics.get(name)?.first()?;
+            Some((*name, *help, value))
+        })
+        .collect();
+    Some(group(grouping, &metrics, labels))
+}
+
 /// The group for one event: its grouping labels, and its series with the
 /// event's own labels. Never an empty label value: an unknown value (a
 /// Flux source outside GitHub has no repository) leaves the label out.
@@ -321,19 +408,15 @@ pub fn deploy_group(d: &Deploy) -> Group {
     let time = d.time.as_second() as f64;
     match &d.key {
         EventKey::Run { .. } | EventKey::Deployment { .. } => {
-            labels.extend([("branch", d.branch.as_str()), ("sha", &d.sha)]);
-            metrics.push((names::DEPLOY_EVENT, "A deployment by a GitHub Actions workflow or a GitHub deployment; always 1, the labels say how it ended.", 1.0));
-            metrics.push((names::DEPLOY_TIMESTAMP, "Unix time the deployment finished, from the event itself (not the collector's clock).", time));
+            labels.extend([("ref", d.branch.as_str()), ("sha", &d.sha)]);
+            metrics.push(workflow_metric(names::DEPLOY_EVENT, 1.0));
+            metrics.push(workflow_metric(names::DEPLOY_TIMESTAMP, time));
             if let Some(lead) = d.lead_time_seconds() {
-                metrics.push((
-                    names::LEAD_TIME,
-                    "Seconds from the deployed head commit to the successful deployment.",
-                    lead as f64,
-                ));
+                metrics.push(workflow_metric(names::LEAD_TIME, lead as f64));
             }
             if let Some(recovery) = d.history.recovery_seconds {
-                metrics.push((names::RECOVERY, "Failed-deployment recovery time: seconds from the first failure of a streak to this success.", recovery as f64));
-                metrics.push((names::REWORK_TIMESTAMP, "Unix time of a rework deployment: a success that follows a failed deployment of the same source.", time));
+                metrics.push(workflow_metric(names::RECOVERY, recovery as f64));
+                metrics.push(workflow_metric(names::REWORK_TIMESTAMP, time));
             }
             if let Some(changes) = d
                 .history
@@ -341,9 +424,9 @@ pub fn deploy_group(d: &Deploy) -> Group {
                 .as_ref()
                 .filter(|_| d.status == Status::Success)
             {
-                metrics.push((names::CHANGES, "Commits this deployment shipped since the previous successful deployment of the same source.", changes.count as f64));
+                metrics.push(workflow_metric(names::CHANGES, changes.count as f64));
                 if let Some(median) = changes.median_lead_seconds {
-                    metrics.push((names::CHANGE_LEAD_TIME, "Median lead time of the commits this deployment shipped (deploy time − each commit's time).", median as f64));
+                    metrics.push(workflow_metric(names::CHANGE_LEAD_TIME, median as f64));
                 }
             }
         }
@@ -468,8 +551,9 @@ pub struct StoredGroup {
     pub labels: SmallMap<String>,
     pub metrics: SmallMap<Vec<f64>>,
     /// The series labels of a group's `*_phase` or `*_ready` metric (to tell
-    /// an unchanged phase from a new one, and a revision's environment);
-    /// empty otherwise.
+    /// an unchanged phase from a new one, and a revision's environment) or
+    /// of its `dora_workflow_deploy_event` (to tell a group stored before
+    /// `ref` from today's, see [`upgraded`]); empty otherwise.
     pub sample_labels: SmallMap<String>,
 }
 
@@ -1054,7 +1138,7 @@ mod tests {
     fn exposition_holds_event_time_and_lead_time_with_help_and_type() {
         let text = deploy_group(&Deploy::success()).exposition;
         // The encoder sorts labels by name.
-        let labels = r#"{branch="main",environment="production",sha="9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",source="Deploy",status="success"}"#;
+        let labels = r#"{environment="production",ref="main",sha="9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",source="Deploy",status="success"}"#;
         for line in [
             "# TYPE dora_workflow_deploy_event gauge".to_string(),
             format!("dora_workflow_deploy_event{labels} 1"),
@@ -1067,6 +1151,127 @@ mod tests {
             );
         }
         assert!(text.contains("# HELP dora_workflow_lead_time_seconds "));
+    }
+
+    #[test]
+    fn the_deployed_ref_is_the_ref_label_and_there_is_no_branch_label() {
+        // A deployment of a tag: `ref` holds it as GitHub gave it; no
+        // `branch` label repeats it (or pretends a tag is a branch).
+        let d = Deploy {
+            key: EventKey::Deployment {
+                id: 9001,
+                status_id: 9101,
+            },
+            branch: "v1.4.2".into(),
+            ..Deploy::success()
+        };
+        let g = deploy_group(&d);
+        assert!(
+            g.series_labels
+                .contains(&("ref".to_string(), "v1.4.2".to_string())),
+            "{:?}",
+            g.series_labels
+        );
+        assert!(
+            !g.series_labels.iter().any(|(k, _)| k == "branch"),
+            "{:?}",
+            g.series_labels
+        );
+        for line in g.exposition.lines().filter(|l| l.starts_with("dora_")) {
+            assert!(line.contains(r#"ref="v1.4.2""#), "{line}");
+        }
+    }
+
+    /// A group as the previous version pushed it and the Pushgateway lists
+    /// it: series labelled `branch`, no `ref`; grouping labels (and `job`)
+    /// repeated on the series.
+    fn stored_before_ref() -> StoredGroup {
+        let mut g = StoredGroup::default();
+        g.labels.extend(
+            [
+                ("job", "dora"),
+                ("repository", "octo-org/shop"),
+                ("workflow", "Deploy"),
+                ("run_id", "7001"),
+                ("run_attempt", "1"),
+            ]
+            .map(|(k, v)| (k, v.to_string())),
+        );
+        g.metrics.insert(names::DEPLOY_EVENT.into(), vec![1.0]);
+        g.metrics
+            .insert(names::DEPLOY_TIMESTAMP.into(), vec![1_795_170_600.0]);
+        g.metrics.insert(names::LEAD_TIME.into(), vec![1_800.0]);
+        g.metrics.insert(names::RECOVERY.into(), vec![5_400.0]);
+        g.metrics
+            .insert(names::REWORK_TIMESTAMP.into(), vec![1_795_170_600.0]);
+        g.metrics.insert(names::CHANGES.into(), vec![3.0]);
+        g.metrics
+            .insert(names::CHANGE_LEAD_TIME.into(), vec![7_200.0]);
+        g.sample_labels = g.labels.clone();
+        g.sample_labels.extend(
+            [
+                ("branch", "main"),
+                ("environment", "production"),
+                ("instance", ""),
+                ("sha", "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"),
+                ("source", "Deploy"),
+                ("status", "success"),
+            ]
+            .map(|(k, v)| (k, v.to_string())),
+        );
+        g
+    }
+
+    #[test]
+    fn a_group_stored_before_ref_is_upgraded_with_every_value_kept() {
+        let old = stored_before_ref();
+        let new = upgraded(&old).expect("a group with `branch` and no `ref` is upgraded");
+        // The same grouping key: the push replaces the old group.
+        assert_eq!(
+            new.labels("dora"),
+            BTreeMap::from_iter(old.labels.iter().map(|(k, v)| (k.to_string(), v.clone())))
+        );
+        let mut labels = new.series_labels.clone();
+        labels.sort();
+        assert_eq!(
+            labels,
+            [
+                ("environment", "production"),
+                ("ref", "main"),
+                ("sha", "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"),
+                ("source", "Deploy"),
+                ("status", "success"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        // Every stored value, and exactly what today's version writes for the same event.
+        let today = deploy_group(&Deploy {
+            history: History {
+                recovery_seconds: Some(5_400),
+                changes: Some(Changes {
+                    count: 3,
+                    median_lead_seconds: Some(7_200),
+                }),
+                ..History::default()
+            },
+            ..Deploy::success()
+        });
+        assert_eq!(new.exposition, today.exposition);
+        assert_eq!(new.samples.len(), 7);
+        // Today's groups, other groups and groups without a ref are left alone.
+        let mut current = old.clone();
+        current.sample_labels.insert("ref".into(), "main".into());
+        assert_eq!(upgraded(&current), None);
+        let mut no_ref = old.clone();
+        no_ref.sample_labels = old.labels.clone();
+        assert_eq!(upgraded(&no_ref), None, "never an empty `ref`");
+        assert_eq!(upgraded(&stored("dora", Some(1.0))), None);
+        // Still a recorded event, and still found by retention.
+        assert!(is_recorded(&old, &Deploy::success()));
+        assert_eq!(
+            expired(&[old], "dora", at("2027-11-26T00:00:00Z"), 90 * 86_400).len(),
+            1
+        );
     }
 
     #[test]

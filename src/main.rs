@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-const HELP: &str = "\
+/// `--help` before the input list, which comes from the input table
+/// ([`dora_action::inputs::INPUTS`]), so it cannot miss an input.
+const HELP_HEAD: &str = "\
 dora-action: delivery signals as DORA metrics in Prometheus
 
 A GitHub container action. It reads its inputs from INPUT_* variables and the
@@ -11,9 +13,11 @@ event from GITHUB_EVENT_NAME / GITHUB_EVENT_PATH, the way the runner passes
 them; records the triggering deployment (event mode), the deploy workflows'
 history from the REST API (workflows mode), or Flux revisions and Flagger
 canary outcomes (cluster mode) in a Pushgateway, one group per event, reached
-by URL or inside an EKS cluster through the API server; and
-writes step outputs (GITHUB_OUTPUT) and a job summary (GITHUB_STEP_SUMMARY),
-or prints both when those are unset.
+by URL or inside an EKS cluster through the API server, and/or in a durable
+store through Prometheus remote-write (Amazon Managed Service for Prometheus,
+Mimir, Thanos, VictoriaMetrics, Prometheus); and writes step outputs
+(GITHUB_OUTPUT) and a job summary (GITHUB_STEP_SUMMARY), or prints both when
+those are unset.
 
 Usage: dora-action [--help | --version]
 
@@ -22,20 +26,26 @@ Run locally on an example event, without any server:
   INPUT_DRY-RUN=true dora-action
 
 Inputs (INPUT_<NAME>, hyphens kept; see action.yml and README.md):
-  mode, workflows, lookback, pushgateway-url, cluster-name, aws-region,
-  role-to-assume, pushgateway-service, job, environment, deploy-branches,
-  retention, github-token, dry-run, fail-on-error, kustomizations,
-  canary-namespaces.
+";
 
+const HELP_TAIL: &str = "
 Exit status: 0 recorded or skipped, 1 an error (one ::error:: line says which).
 ";
+
+/// The whole `--help` text.
+fn help() -> String {
+    format!(
+        "{HELP_HEAD}{}{HELP_TAIL}",
+        dora_action::inputs::help_inputs()
+    )
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => {}
         Some("-h" | "--help") => {
-            print!("{HELP}");
+            print!("{}", help());
             return ExitCode::SUCCESS;
         }
         Some("-V" | "--version") => {

@@ -241,11 +241,11 @@ impl<'de> Deserialize<'de> for ApiGroup {
                         group.labels = map.next_value()?;
                     } else if key.starts_with("dora_") {
                         let family: ApiFamily = map.next_value()?;
-                        if let Some(first) = family
-                            .metrics
-                            .first()
-                            .filter(|_| key.ends_with("_phase") || key.ends_with("_ready"))
-                        {
+                        if let Some(first) = family.metrics.first().filter(|_| {
+                            key.ends_with("_phase")
+                                || key.ends_with("_ready")
+                                || key == crate::dora::names::DEPLOY_EVENT
+                        }) {
                             group.sample_labels.clone_from(&first.labels);
                         }
                         let values = family
@@ -725,6 +725,13 @@ mod tests {
             "dora_flux_ready":{"metrics":[{"labels":{"environment":"prod","ready":"true"},"value":"1"}]}}]}"#;
         let groups = parse_groups(body.as_bytes()).unwrap();
         assert_eq!(groups[0].sample_labels["environment"], "prod");
+        // A workflow run's series labels, from its `dora_workflow_deploy_event`:
+        // tells a group stored before `ref` (with `branch`) from today's.
+        let body = r#"{"status":"success","data":[{"labels":{"job":"dora","run_id":"1"},
+            "dora_workflow_deploy_event":{"metrics":[{"labels":{"job":"dora","run_id":"1","branch":"main","status":"success"},"value":"1"}]}}]}"#;
+        let groups = parse_groups(body.as_bytes()).unwrap();
+        assert_eq!(groups[0].sample_labels["branch"], "main");
+        assert_eq!(groups[0].metrics["dora_workflow_deploy_event"], vec![1.0]);
     }
 
     #[test]

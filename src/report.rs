@@ -20,6 +20,9 @@ pub struct Report {
     pub dry_run: bool,
     /// Groups deleted because their event was older than `retention`.
     pub pruned: usize,
+    /// Groups stored by the previous version (`branch`, no `ref`) rewritten
+    /// with `ref`, their events and values unchanged.
+    pub upgraded: usize,
     /// The retention in force (seconds), `None` = forever.
     pub retention: Option<u64>,
     /// The exposition a dry run would have pushed.
@@ -337,6 +340,13 @@ impl Report {
                 " Pruned {} group{} ({kept}).",
                 self.pruned,
                 if self.pruned == 1 { "" } else { "s" }
+            ));
+        }
+        if self.upgraded > 0 {
+            text.push_str(&format!(
+                " Upgraded {} group{} stored before the `ref` label (values unchanged).",
+                self.upgraded,
+                if self.upgraded == 1 { "" } else { "s" }
             ));
         }
         if self.canary_phases > 0 {

@@ -961,10 +961,12 @@ async fn deliver(
         .map(|(_, g)| g)
         .collect();
     report.canary_phases = changed.len();
-    let to_push: Vec<(dora::Group, bool)> = events
+    let pushed: Vec<dora::Group> = events.into_iter().map(|(g, _)| g).chain(changed).collect();
+    let upgrades = upgrades(&stored, &pushed, inputs, now);
+    report.upgraded = upgrades.len();
+    let to_push: Vec<(dora::Group, bool)> = pushed
         .into_iter()
-        .map(|(g, _)| g)
-        .chain(changed)
+        .chain(upgrades)
         .map(|g| {
             let existed = by_labels.contains_key(&dora::SmallMap::from(g.labels(&inputs.job)));
             (g, existed)
@@ -996,6 +998,32 @@ async fn deliver(
             )))
         }
     }
+}
+
+/// This job's groups stored by the previous version (`branch`, no `ref`)
+/// and kept by retention, rewritten in today's shape ([`dora::upgraded`]):
+/// pushed once, each replaces its old group, so queries on `ref` see the
+/// whole history. Not written to remote-write: the store already holds
+/// those samples. Groups this run pushes anyway are left out.
+fn upgrades(
+    stored: &[dora::StoredGroup],
+    pushed: &[dora::Group],
+    inputs: &Inputs,
+    now: Timestamp,
+) -> Vec<dora::Group> {
+    let cutoff = inputs.retention.map(|r| now.as_second() as f64 - r as f64);
+    let pushed: std::collections::BTreeSet<BTreeMap<String, String>> =
+        pushed.iter().map(|g| g.labels(&inputs.job)).collect();
+    stored
+        .iter()
+        .filter(|g| g.labels.get("job") == Some(&inputs.job))
+        .filter(|g| match (cutoff, g.event_time()) {
+            (Some(cutoff), Some(t)) => t >= cutoff,
+            _ => true,
+        })
+        .filter_map(dora::upgraded)
+        .filter(|g| !pushed.contains(&g.labels(&inputs.job)))
+        .collect()
 }
 
 /// One group's series for remote-write, each sample at `time` (milliseconds).

@@ -1527,36 +1527,117 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
         );
     }
 
-    // Plain queries in the original dashboard's style keep working on the
-    // event-per-group data (the metric names are the original ones).
-    let plain = [
+    // The original workflow's series carried `source`, `status`, `sha` and
+    // `ref`; its dashboard's queries filter and group by them. Each query
+    // with the answer on this history: (labels of a result, value), one
+    // entry per result series; an empty list is an empty result.
+    let api_sha = format!(
+        r#"count(dora_workflow_deploy_event{{sha="{}",ref="main"}})"#,
+        sha(9108)
+    );
+    let known: Vec<(&str, Vec<Answer>)> = vec![
         // Successful / failed workflow deployments in the last week.
         (
             r#"count(dora_workflow_deploy_timestamp{status="success"} > time() - 7*86400)"#,
-            7.0,
+            vec![(vec![], 7.0)],
         ),
         (
             r#"count(dora_workflow_deploy_timestamp{status="failure"} > time() - 7*86400)"#,
-            4.0,
+            vec![(vec![], 4.0)],
         ),
         // Every stored workflow run (one group each).
-        ("sum(dora_workflow_deploy_event)", 13.0),
+        ("sum(dora_workflow_deploy_event)", vec![(vec![], 13.0)]),
+        // All 13 runs are on main.
+        (
+            r#"count(dora_workflow_deploy_event{ref="main"})"#,
+            vec![(vec![], 13.0)],
+        ),
+        (
+            r#"count by (ref) (dora_workflow_deploy_event{status="success"})"#,
+            vec![(vec![("ref", "main")], 8.0)],
+        ),
+        // Failures on main per workflow: API 9102, 9105, 9106; Web 9202, 9205.
+        (
+            r#"sum by (source) (dora_workflow_deploy_event{ref="main",status="failure"})"#,
+            vec![
+                (vec![("source", "Deploy API")], 3.0),
+                (vec![("source", "Deploy Web")], 2.0),
+            ],
+        ),
+        (api_sha.as_str(), vec![(vec![], 1.0)]),
+        (r#"dora_workflow_deploy_event{ref!="main"}"#, vec![]),
+        // No second label for the same value.
+        (r#"{__name__=~"dora_workflow_.+",branch!=""}"#, vec![]),
         // Head-commit lead time of all 8 successes: 1+2+4+1+1+5+2+3 = 19h / 8.
-        ("avg(dora_workflow_lead_time_seconds)", 19.0 * 3600.0 / 8.0),
+        (
+            "avg(dora_workflow_lead_time_seconds)",
+            vec![(vec![], 19.0 * 3600.0 / 8.0)],
+        ),
         // Flux revisions applied in the last week: 140h, 96h, 18h and infra's (not Ready).
-        ("count(dora_flux_applied_timestamp > time() - 7*86400)", 4.0),
-        ("sum(dora_flux_ready)", 4.0),
-        ("max(dora_flux_lead_time_seconds)", 8.0 * 3600.0),
-        ("count(dora_flagger_canary_phase)", 2.0),
+        (
+            "count(dora_flux_applied_timestamp > time() - 7*86400)",
+            vec![(vec![], 4.0)],
+        ),
+        ("sum(dora_flux_ready)", vec![(vec![], 4.0)]),
+        (
+            "max(dora_flux_lead_time_seconds)",
+            vec![(vec![], 8.0 * 3600.0)],
+        ),
+        ("count(dora_flagger_canary_phase)", vec![(vec![], 2.0)]),
         (
             r#"count(dora_flagger_canary_timestamp{phase="Failed"} > time() - 7*86400)"#,
-            2.0,
+            vec![(vec![], 2.0)],
         ),
     ];
-    for (q, want) in plain {
-        let got = s.scalar(q).await;
-        assert!(close(got, want), "{q}: got {got}, want {want}");
+    // The README's list is checked too: each query it shows must be one of
+    // these, with its answer here.
+    let readme = readme_original_queries();
+    assert!(readme.len() >= 5, "{readme:?}");
+    for q in &readme {
+        assert!(
+            known.iter().any(|(k, _)| k == q),
+            "README lists `{q}`: give its answer on this history here"
+        );
     }
+    assert!(readme.iter().any(|q| q.contains("ref=")), "{readme:?}");
+    for (q, want) in &known {
+        let mut got = s.query(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got.len(), want.len(), "{q}: got {got:?}");
+        for ((labels, value), (want_labels, want_value)) in got.iter().zip(want) {
+            let want_labels: BTreeMap<String, String> = want_labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(labels, &want_labels, "{q}");
+            assert!(
+                close(*value, *want_value),
+                "{q}: got {value}, want {want_value}"
+            );
+        }
+    }
+}
+
+/// One result series of a query: its labels and its value.
+type Answer = (Vec<(&'static str, &'static str)>, f64);
+
+/// The queries of the README's "original queries keep working" list (the
+/// `- \`…\`` items after that sentence).
+fn readme_original_queries() -> Vec<String> {
+    let text = repo_file("README.md");
+    let (_, after) = text
+        .split_once("The original queries keep working")
+        .expect("README: the \"original queries keep working\" list");
+    after
+        .lines()
+        .skip_while(|l| !l.starts_with("- `"))
+        .take_while(|l| l.starts_with("- `"))
+        .map(|l| {
+            l.trim_start_matches("- `")
+                .trim_end_matches('`')
+                .to_string()
+        })
+        .collect()
 }
 
 /// The same runs wrote to the Pushgateway and to a remote-write store: the

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dora_action::inputs::{Raw, defaults};
+use dora_action::inputs::{INPUTS, Raw, defaults};
 use dora_action::report::Outputs;
 use serde::Deserialize;
 
@@ -57,6 +57,54 @@ fn every_declared_input_is_read_and_every_read_input_is_declared() {
             "{var} is not read into `{name}`"
         );
     }
+}
+
+#[test]
+fn the_input_table_is_action_yml_in_order_with_its_defaults() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
+    // action.yml's order (a BTreeMap would sort it): the inputs block's keys.
+    let order: Vec<&str> = text
+        .split("\ninputs:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|k| !k.starts_with(' '))
+        .collect();
+    let listed: Vec<&str> = INPUTS.iter().map(|i| i.name).collect();
+    assert_eq!(listed, order, "INPUTS (left) and action.yml (right)");
+    let inputs = action().inputs;
+    for i in INPUTS {
+        let declared = inputs[i.name].default.as_deref();
+        if i.name == "github-token" {
+            assert_eq!(declared, Some("${{ github.token }}"));
+            assert_eq!(i.default, None, "the runner fills it in; the code has none");
+        } else {
+            assert_eq!(i.default, declared, "default of {}", i.name);
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_declared_input() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dora-action"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let listed: BTreeSet<&str> = help
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+        .collect();
+    for name in action().inputs.keys() {
+        assert!(
+            listed.contains(name.as_str()),
+            "--help does not list input `{name}`:\n{help}"
+        );
+    }
+    assert!(help.contains("remote-write"), "{help}");
 }
 
 #[test]

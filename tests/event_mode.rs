@@ -98,7 +98,7 @@ async fn a_successful_run_becomes_one_group_at_its_own_time() {
     for (k, v) in [
         ("status", "success"),
         ("source", "Deploy"),
-        ("branch", "main"),
+        ("ref", "main"),
         ("sha", SHA),
         ("environment", "default"),
     ] {
@@ -221,7 +221,7 @@ async fn deploy_branches_widen_what_counts() {
     assert_eq!(out.output("events"), "1");
     let g = pg.groups_matching(&[("run_id", "7008")]).await;
     assert_eq!(
-        g[0].sample_labels("dora_workflow_deploy_event")["branch"],
+        g[0].sample_labels("dora_workflow_deploy_event")["ref"],
         "feature/retry"
     );
 }
@@ -259,7 +259,7 @@ async fn the_source_label_is_never_empty_and_odd_names_survive() {
     let odd = pg.groups_matching(&[("run_id", "7011")]).await;
     assert_eq!(odd[0].labels["run_attempt"], "2");
     assert_eq!(
-        odd[0].sample_labels("dora_workflow_deploy_event")["branch"],
+        odd[0].sample_labels("dora_workflow_deploy_event")["ref"],
         "release/2026.11"
     );
 }
@@ -582,7 +582,7 @@ async fn a_dry_run_contacts_no_server_and_shows_the_exposition() {
         .await;
     out.assert_code(0);
     assert_eq!(pg.groups().await, vec![]);
-    assert!(out.stdout.contains(&format!("dora_workflow_deploy_timestamp{{branch=\"main\",environment=\"default\",sha=\"{SHA}\",source=\"Deploy\",status=\"success\"}} 1795170600")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("dora_workflow_deploy_timestamp{{environment=\"default\",ref=\"main\",sha=\"{SHA}\",source=\"Deploy\",status=\"success\"}} 1795170600")), "{}", out.stdout);
     assert!(
         out.summary
             .contains("<details><summary>Exposition that would be pushed</summary>"),
@@ -772,4 +772,168 @@ async fn prometheus_sees_the_history_by_event_time() {
         lead[0].labels["job"], "dora",
         "honor_labels keeps the group's job"
     );
+}
+
+/// The exposition the previous version pushed for a workflow run: today's
+/// series, labelled `branch` where today's say `ref`.
+fn stored_before_ref(run_id: u64, time: i64, lead: i64, recovery: Option<i64>) -> String {
+    use dora_action::dora::{Deploy, EventKey, History, Status, deploy_group};
+    let d = Deploy {
+        repository: "octo-org/shop".into(),
+        source: "Deploy".into(),
+        key: EventKey::Run { run_id, attempt: 1 },
+        status: Status::Success,
+        branch: "main".into(),
+        sha: SHA.into(),
+        environment: "default".into(),
+        time: jiff::Timestamp::from_second(time).unwrap(),
+        commit_time: Some(jiff::Timestamp::from_second(time - lead).unwrap()),
+        url: None,
+        history: History {
+            recovery_seconds: recovery,
+            ..History::default()
+        },
+    };
+    let text = deploy_group(&d).exposition;
+    assert!(text.contains(r#"ref="main""#), "{text}");
+    text.replace(r#"ref="main""#, r#"branch="main""#)
+}
+
+/// The push path of a run's group (`octo-org/shop` in `@base64`).
+fn run_group_path(job: &str, run_id: u64) -> String {
+    format!(
+        "/metrics/job/{job}/repository@base64/b2N0by1vcmcvc2hvcA==/workflow/Deploy/run_id/{run_id}/run_attempt/1"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
+    let pg = Pushgateway::start().await;
+    let gh = no_history().await;
+    let now = jiff::Timestamp::now().as_second();
+    let (hour, day) = (3_600, 86_400);
+    // 7001: the very run the event is about, stored by the previous version
+    // with values today's run would not compute (lead 1234 s, recovery 600 s):
+    // they are the record and must survive. 6999: an older run. 6998: past
+    // retention. `other`: another job's, never touched.
+    let seeded = [
+        (
+            "dora",
+            7001,
+            stored_before_ref(7001, now - hour, 1_234, Some(600)),
+        ),
+        (
+            "dora",
+            6999,
+            stored_before_ref(6999, now - 10 * day, 900, None),
+        ),
+        (
+            "dora",
+            6998,
+            stored_before_ref(6998, now - 200 * day, 60, None),
+        ),
+        (
+            "other",
+            6997,
+            stored_before_ref(6997, now - 10 * day, 60, None),
+        ),
+    ];
+    for (job, run, body) in &seeded {
+        assert_eq!(
+            pg.put_raw(&run_group_path(job, *run), body).await,
+            200,
+            "{body}"
+        );
+    }
+    // Outlives both runs (each action's own dir goes with it).
+    let dir = tempfile::tempdir().unwrap();
+    let payload = patched(
+        dir.path(),
+        "workflow_run/success.json",
+        &[
+            (
+                "/workflow_run/updated_at",
+                Value::String(rfc3339(now - hour)),
+            ),
+            (
+                "/workflow_run/head_commit/timestamp",
+                Value::String(rfc3339(now - 2 * hour)),
+            ),
+        ],
+    );
+    let run = |action: Action| {
+        action
+            .event("workflow_run", &payload)
+            .input("pushgateway-url", &pg.url)
+            .input("retention", "100d")
+            .input("github-token", "ghs_test")
+            .env("GITHUB_API_URL", &gh.uri())
+            .run()
+    };
+    let out = run(Action::new()).await;
+    out.assert_code(0);
+    assert!(
+        out.summary.contains("Pruned 1 group (older than 100d)")
+            && out
+                .summary
+                .contains("Upgraded 2 groups stored before the `ref` label"),
+        "{}",
+        out.summary
+    );
+    let expect_after = |groups: Vec<support::Group>| {
+        let mut left: Vec<(String, String)> = groups
+            .iter()
+            .map(|g| (g.labels["job"].clone(), g.labels["run_id"].clone()))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [("dora", "6999"), ("dora", "7001"), ("other", "6997")]
+                .map(|(j, r)| (j.to_string(), r.to_string())),
+            "no duplicate, the expired one pruned, the other job's kept"
+        );
+        for g in &groups {
+            let labels = g.sample_labels("dora_workflow_deploy_event");
+            let (has_ref, has_branch) = (labels.get("ref"), labels.get("branch"));
+            if g.labels["job"] == "dora" {
+                assert_eq!(
+                    (has_ref.map(String::as_str), has_branch),
+                    (Some("main"), None),
+                    "{labels:?}"
+                );
+                // Every series of the group carries the same labels.
+                for series in g.metrics.values().flatten() {
+                    assert_eq!(series.0.get("ref").map(String::as_str), Some("main"));
+                }
+            } else {
+                assert_eq!(
+                    (has_ref, has_branch.map(String::as_str)),
+                    (None, Some("main"))
+                );
+            }
+        }
+        let of = |run: &str| groups.iter().find(|g| g.labels["run_id"] == run).unwrap();
+        // The stored record, not a recomputation.
+        assert_eq!(of("7001").value("dora_workflow_lead_time_seconds"), 1_234.0);
+        assert_eq!(of("7001").value("dora_workflow_recovery_seconds"), 600.0);
+        assert_eq!(
+            of("7001").value("dora_workflow_deploy_timestamp"),
+            (now - hour) as f64
+        );
+        assert_eq!(of("6999").value("dora_workflow_lead_time_seconds"), 900.0);
+    };
+    expect_after(pg.groups().await);
+    assert_eq!(out.output("events"), "1");
+    assert!(
+        out.summary
+            .contains("0 new, 1 already in the Pushgateway (left as they were)"),
+        "{}",
+        out.summary
+    );
+
+    // A re-run after the upgrade: nothing to upgrade, nothing pushed, the same groups.
+    let again = run(Action::new()).await;
+    again.assert_code(0);
+    assert!(!again.summary.contains("Upgraded"), "{}", again.summary);
+    expect_after(pg.groups().await);
 }

@@ -146,7 +146,7 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
             ("run_attempt", "1"),
             ("source", "Deploy"),
             ("status", conclusion),
-            ("branch", "main"),
+            ("ref", "main"),
             ("sha", sha),
             ("environment", "default"),
         ]
