@@ -85,6 +85,26 @@ pub fn print(text: &str) {
     println!("{}", log_text(&redact(text), MAX_PRINT));
 }
 
+/// The diagnostics writer (`tracing` to stderr): the runner reads workflow
+/// commands from stderr too, and a logged error can quote an answer's body,
+/// so each line written goes through [`log_text`] with masked values
+/// replaced, as stdout does through [`print`].
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let line = format!("{}\n", log_text(&redact(text), MAX_LINE * 4));
+        std::io::stderr().write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Escapes a workflow command's message: `%`, CR and LF would otherwise end
 /// or corrupt the command. The other line separators (NEL, U+2028, U+2029)
 /// become a line break of the message too (`%0A`); any other control

@@ -30,8 +30,9 @@ async fn dry_run(github: &MockServer, edit: impl FnOnce(&mut Value)) -> Outcome 
 fn set_strings(p: &mut Value, value: &str) {
     p["workflow"]["name"] = value.into();
     p["workflow_run"]["name"] = value.into();
+    // A URL with control characters is not linked at all; these would break the link or the table.
     p["workflow_run"]["html_url"] =
-        format!("https://github.com/octo-org/shop/actions/runs/7001?x={value}").into();
+        "https://github.com/octo-org/shop/actions/runs/7001?x=a|b`c`<i>(d)[e] f\"".into();
 }
 
 const INJECTION: &str = "Deploy\r::error::pwned-cr\r\n::warning::pwned-crlf\u{2028}::notice::pwned-ls\u{85}::error::pwned-nel\0##[error]pwned-legacy | `x` ``` </details><script>alert(1)</script> %0A::error::pwned-enc";
@@ -53,7 +54,11 @@ async fn a_carriage_return_in_a_workflow_name_injects_no_command() {
         assert!(!out.summary.contains(c), "{c:?} reached the summary");
     }
     // The name is still there to read, escaped.
-    assert!(out.stdout.contains(r"Deploy\r::error::pwned-cr"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r"Deploy\r::error::pwned-cr"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]
@@ -62,13 +67,31 @@ async fn hostile_payload_strings_keep_the_summary_s_structure() {
     let out = dry_run(&github, |p| set_strings(p, INJECTION)).await;
     out.assert_code(0);
     let md = parse_markdown(&out.summary);
-    assert_eq!(md.rows, [8, 8], "one header, one row of 8 cells:\n{}", out.summary);
+    assert_eq!(
+        md.rows,
+        [8, 8],
+        "one header, one row of 8 cells:\n{}",
+        out.summary
+    );
     for html in &md.html {
-        assert!(OWN_HTML.contains(&html.as_str()), "raw HTML {html:?} in\n{}", out.summary);
+        assert!(
+            OWN_HTML.contains(&html.as_str()),
+            "raw HTML {html:?} in\n{}",
+            out.summary
+        );
     }
-    assert_eq!(md.code.len(), 1, "the exposition is one code block:\n{}", out.summary);
+    assert_eq!(
+        md.code.len(),
+        1,
+        "the exposition is one code block:\n{}",
+        out.summary
+    );
     assert!(md.code[0].contains("# group: job=dora"), "{}", md.code[0]);
-    assert!(md.code[0].contains("</details><script>"), "shown as text: {}", md.code[0]);
+    assert!(
+        md.code[0].contains("</details><script>"),
+        "shown as text: {}",
+        md.code[0]
+    );
     let run_link = md
         .links
         .iter()
@@ -91,7 +114,9 @@ async fn a_link_from_the_payload_that_is_not_http_is_not_linked() {
     out.assert_code(0);
     let md = parse_markdown(&out.summary);
     assert!(
-        md.links.iter().all(|l| l.starts_with("https://github.com/")),
+        md.links
+            .iter()
+            .all(|l| l.starts_with("https://github.com/")),
         "{:?}",
         md.links
     );
@@ -106,9 +131,20 @@ async fn a_20_mb_workflow_name_gives_a_small_summary_and_log() {
     })
     .await;
     out.assert_code(0);
-    assert!(out.summary.len() < 300_000, "summary: {} bytes", out.summary.len());
-    assert!(out.stdout.len() < 1_100_000, "stdout: {} bytes", out.stdout.len());
-    assert!(out.summary.contains("more characters)"), "says what was cut");
+    assert!(
+        out.summary.len() < 300_000,
+        "summary: {} bytes",
+        out.summary.len()
+    );
+    assert!(
+        out.stdout.len() < 1_100_000,
+        "stdout: {} bytes",
+        out.stdout.len()
+    );
+    assert!(
+        out.summary.contains("more characters)"),
+        "says what was cut"
+    );
     assert_eq!(parse_markdown(&out.summary).rows, [8, 8]);
     for value in out.outputs.values() {
         assert!(value.len() < 100);
@@ -137,7 +173,11 @@ async fn a_password_in_an_invalid_url_input_is_never_printed() {
             out.assert_code(1);
             let errors = out.error_lines();
             assert_eq!(errors.len(), 1, "{}", out.stdout);
-            assert!(errors[0].contains(&format!("input `{input}`")), "{}", errors[0]);
+            assert!(
+                errors[0].contains(&format!("input `{input}`")),
+                "{}",
+                errors[0]
+            );
             out.assert_masked(password);
             let mask = out.stdout.find(&format!("::add-mask::{password}")).unwrap();
             assert!(mask < out.stdout.find("::error::").unwrap(), "masked first");
