@@ -7,8 +7,9 @@
 /// at NEL, U+2028, U+2029), trims leading white space and takes `::` as a
 /// command; the legacy `##[` form is taken anywhere in a line. The action's
 /// own commands are whole LF-ended lines starting with `::add-mask::`,
-/// `::error::`, `::warning::`, `::notice::`; every other piece that starts
-/// with `::`, or holds `##[`, is returned.
+/// `::error::`, `::warning::`, `::notice::` (the runner parses such a line
+/// as that command first, so a `##[` inside its message is text); every
+/// other piece that starts with `::`, or holds `##[`, is returned.
 pub fn foreign_commands(stdout: &str) -> Vec<String> {
     const OWN: [&str; 4] = ["::add-mask::", "::error::", "::warning::", "::notice::"];
     let mut foreign = Vec::new();
@@ -19,7 +20,7 @@ pub fn foreign_commands(stdout: &str) -> Vec<String> {
         for (i, piece) in pieces.iter().enumerate() {
             let trimmed = piece.trim_start();
             let own = i == 0 && pieces.len() == 1 && OWN.iter().any(|c| piece.starts_with(c));
-            if (trimmed.starts_with("::") && !own) || piece.contains("##[") {
+            if !own && (trimmed.starts_with("::") || piece.contains("##[")) {
                 foreign.push(piece.chars().take(200).collect());
             }
         }
