@@ -404,11 +404,16 @@ impl Inputs {
                 .transpose()?,
             deploy_branches: match raw.deploy_branches {
                 None => Branches::DefaultBranch,
-                Some(v) => Branches::Patterns(parse_list("deploy-branches", &v)?),
+                Some(v) => Branches::Patterns(
+                    parse_list("deploy-branches", &v)?
+                        .into_iter()
+                        .map(|p| parse_label_value("deploy-branches", p))
+                        .collect::<Result<_>>()?,
+                ),
             },
             workflows: match raw.workflows {
                 None => Vec::new(),
-                Some(v) => parse_list("workflows", &v)?,
+                Some(v) => parse_workflows(&v)?,
             },
             lookback: parse_duration("lookback", &or(&raw.lookback, defaults::LOOKBACK), false)?,
             kustomizations: parse_kustomizations(&or(
@@ -427,7 +432,10 @@ impl Inputs {
                 0 => None,
                 s => Some(s),
             },
-            github_token: raw.github_token,
+            github_token: raw
+                .github_token
+                .map(|v| parse_token("github-token", v))
+                .transpose()?,
             dry_run: parse_bool("dry-run", &or(&raw.dry_run, defaults::DRY_RUN))?,
             fail_on_error: parse_bool(
                 "fail-on-error",
@@ -518,13 +526,11 @@ fn parse_remote_write(
         }
         return Ok(None);
     };
-    // Credentials in the URL are refused before anything could print it.
-    if let Ok(url) = Url::parse(&v)
-        && (url.password().is_some() || !url.username().is_empty())
-    {
+    // Credentials in the URL are refused, and never shown.
+    if userinfo(&v).is_some() {
         return Err(invalid(
             "remote-write-url",
-            &redacted(&url),
+            &without_userinfo(&v),
             "put credentials in `remote-write-username`/`remote-write-password`, not in the URL",
         ));
     }
@@ -566,12 +572,15 @@ fn parse_remote_write(
             if password.is_some() {
                 return Err(unused("remote-write-password"));
             }
-            RemoteAuth::Bearer(token.ok_or_else(|| {
-                Error::input(
-                    "remote-write-bearer-token",
-                    "required with `remote-write-auth: bearer`",
-                )
-            })?)
+            RemoteAuth::Bearer(parse_token(
+                "remote-write-bearer-token",
+                token.ok_or_else(|| {
+                    Error::input(
+                        "remote-write-bearer-token",
+                        "required with `remote-write-auth: bearer`",
+                    )
+                })?,
+            )?)
         }
         "basic" => {
             if token.is_some() {
@@ -589,6 +598,20 @@ fn parse_remote_write(
                     "required with basic auth (`remote-write-username` is set)",
                 )
             })?;
+            // Basic auth joins them with `:`: a user name with one would split elsewhere.
+            if username.contains(':') || username.chars().any(crate::actions::is_unsafe_char) {
+                return Err(invalid(
+                    "remote-write-username",
+                    &crate::actions::one_line(&username),
+                    "a basic-auth user name cannot hold `:`, control characters or line breaks",
+                ));
+            }
+            if password.chars().any(crate::actions::is_unsafe_char) {
+                return Err(Error::input(
+                    "remote-write-password",
+                    "holds a control character or a line break (the value is not shown: it is a secret)",
+                ));
+            }
             RemoteAuth::Basic { username, password }
         }
         _ => {
@@ -609,15 +632,6 @@ fn parse_remote_write(
         }
     };
     Ok(Some(RemoteWriteTarget { url, auth }))
-}
-
-/// A URL for an error message, its password replaced.
-fn redacted(url: &Url) -> String {
-    let mut url = url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    url.to_string()
 }
 
 fn parse_mode(v: &str) -> Result<Mode> {
@@ -643,26 +657,154 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
     }
 }
 
+/// Longest `lookback` or `retention`: ten years. Far beyond any real
+/// history or retention, and far from where date arithmetic overflows
+/// (`99999999999d` would otherwise ask GitHub for runs since year -9999).
+pub const MAX_DURATION: u64 = 3_653 * 86_400;
+
 fn parse_duration(name: &str, v: &str, zero_ok: bool) -> Result<u64> {
     match duration::parse(v) {
         Ok(0) if !zero_ok => Err(invalid(name, v, "must be longer than zero")),
+        Ok(s) if s > MAX_DURATION => {
+            Err(invalid(name, v, "at most 10 years (`3653d`) is supported"))
+        }
         Ok(s) => Ok(s),
         Err(why) => Err(invalid(name, v, &why)),
     }
 }
 
+/// `workflows`: workflow file names (`deploy.yml`) or numeric workflow ids.
+/// Each becomes one path segment of a GitHub API URL, so anything that could
+/// change the path (`..`, `/`, `?`, `#`, `%`, spaces, control characters) is
+/// refused here rather than sent.
+fn parse_workflows(v: &str) -> Result<Vec<String>> {
+    let items = parse_list("workflows", v)?;
+    for item in &items {
+        let is_id = item.bytes().all(|b| b.is_ascii_digit()) && item.len() <= 20;
+        let is_file = item.len() <= 255
+            && (item.ends_with(".yml") || item.ends_with(".yaml"))
+            && !item.starts_with('.')
+            && item
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !is_id && !is_file {
+            return Err(invalid(
+                "workflows",
+                item,
+                "expected a workflow file name such as `deploy.yml` (letters, digits, `-`, `_`, `.`; no path) or a numeric workflow id",
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// A token (`github-token`, `remote-write-bearer-token`): visible ASCII only,
+/// as an HTTP header carries it. The message never shows the value.
+fn parse_token(name: &str, v: String) -> Result<String> {
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::input(
+            name,
+            "holds a space, a line break or a character a token cannot have (the value is not shown: it is a secret)",
+        ));
+    }
+    Ok(v)
+}
+
+/// The inputs that hold a URL. Their credentials are masked before any
+/// input is validated ([`url_credentials`]), and no message shows them
+/// ([`without_userinfo`]).
+pub const URL_INPUTS: [&str; 2] = ["pushgateway-url", "remote-write-url"];
+
+/// The secret part of a URL as typed, found without parsing it (an invalid
+/// URL still gets its password masked): in the user info between `://` and
+/// the last `@` of the authority, the password, or a lone user name (a token
+/// is often put there); as typed and percent-decoded.
+pub fn url_credentials(v: &str) -> Vec<String> {
+    let Some(userinfo) = userinfo(v) else {
+        return Vec::new();
+    };
+    let mut parts = vec![match userinfo.split_once(':') {
+        Some((_, password)) => password.to_string(),
+        None => userinfo.to_string(),
+    }];
+    let decoded: Vec<String> = parts
+        .iter()
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    parts.extend(decoded);
+    parts.retain(|p| !p.is_empty());
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
+/// The user info of a URL as typed (`user:pw` of `http://user:pw@host/`).
+fn userinfo(v: &str) -> Option<&str> {
+    let start = v.find("://")? + 3;
+    let rest = &v[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+/// A URL as typed, for a message: its user info replaced by `***`.
+fn without_userinfo(v: &str) -> String {
+    match userinfo(v) {
+        Some(info) => {
+            let start = v.find("://").map_or(0, |i| i + 3);
+            format!("{}***{}", &v[..start], &v[start + info.len()..])
+        }
+        None => v.to_string(),
+    }
+}
+
+/// Characters a URL may hold as typed (RFC 3986: unreserved, reserved, and
+/// `%` of a percent-encoding): a space or a quote is a typo the URL parser
+/// would silently encode into another path.
+fn is_url_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
+}
+
 fn parse_url(name: &str, v: &str) -> Result<Url> {
-    let url = Url::parse(v).map_err(|e| invalid(name, v, &format!("not a URL ({e})")))?;
+    let shown = without_userinfo(v);
+    let shown = shown.as_str();
+    if let Some(bad) = v.chars().find(|c| !is_url_char(*c)) {
+        return Err(invalid(
+            name,
+            shown,
+            &format!(
+                "{:?} is not allowed in a URL (percent-encode it, e.g. a space as %20)",
+                bad
+            ),
+        ));
+    }
+    let bytes = v.as_bytes();
+    let bad_percent = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_percent {
+        return Err(invalid(
+            name,
+            shown,
+            "a `%` must start a percent-encoding such as %20",
+        ));
+    }
+    let url = Url::parse(v).map_err(|e| invalid(name, shown, &format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(name, v, "expected an http:// or https:// URL"));
+        return Err(invalid(name, shown, "expected an http:// or https:// URL"));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(name, v, "the URL has no host"));
+        return Err(invalid(name, shown, "the URL has no host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(
             name,
-            v,
+            shown,
             "the URL must not have a query or fragment",
         ));
     }
@@ -709,15 +851,27 @@ fn parse_service(v: &str) -> Result<ServiceRef> {
 
 fn parse_job(v: &str) -> Result<String> {
     // Pushgateway accepts any job name; `/` is carried with its @base64 form.
-    if v.chars().any(char::is_control) {
-        return Err(invalid("job", v, "control characters are not allowed"));
-    }
-    Ok(v.to_string())
+    parse_label_value("job", v.to_string())
 }
 
+/// Longest label value an input may set (`job`, `environment`): a label is
+/// a name, and every sample and summary line carries it.
+const MAX_LABEL: usize = 256;
+
 fn parse_label_value(name: &str, v: String) -> Result<String> {
-    if v.chars().any(char::is_control) {
-        return Err(invalid(name, &v, "control characters are not allowed"));
+    if v.chars().any(crate::actions::is_unsafe_char) {
+        return Err(invalid(
+            name,
+            &crate::actions::one_line(&v),
+            "control characters and line breaks are not allowed",
+        ));
+    }
+    if v.chars().count() > MAX_LABEL {
+        return Err(invalid(
+            name,
+            &v,
+            &format!("longer than {MAX_LABEL} characters"),
+        ));
     }
     Ok(v)
 }
@@ -739,7 +893,13 @@ fn parse_cluster_name(v: &str) -> Result<String> {
 }
 
 fn parse_region(v: &str) -> Result<String> {
-    let ok = v.split('-').count() >= 3
+    // `eu-west-1`, `us-gov-west-1`: it becomes part of AWS host names.
+    let parts: Vec<&str> = v.split('-').collect();
+    let ok = parts.len() >= 3
+        && v.len() <= 32
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && v.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
@@ -754,13 +914,24 @@ fn parse_region(v: &str) -> Result<String> {
 
 fn parse_role_arn(v: &str) -> Result<String> {
     let parts: Vec<&str> = v.splitn(6, ':').collect();
+    // IAM role names and paths: letters, digits and `+=,.@_-/`.
     let ok = parts.len() == 6
         && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[1]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
         && parts[2] == "iam"
+        && parts[3].is_empty()
         && parts[4].len() == 12
         && parts[4].bytes().all(|b| b.is_ascii_digit())
         && parts[5].starts_with("role/")
-        && parts[5].len() > "role/".len();
+        && parts[5].len() > "role/".len()
+        && parts[5].len() <= 2_048
+        && !parts[5].ends_with('/')
+        && parts[5]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
     if !ok {
         return Err(invalid(
             "role-to-assume",
@@ -1138,6 +1309,243 @@ mod tests {
         assert!(
             error(&[("INPUT_PUSHGATEWAY-SERVICE", "none")])
                 .starts_with("input `pushgateway-service`: `none` leaves nowhere")
+        );
+    }
+
+    /// `input `name`:` for each bad value, or a message naming what did not fail.
+    fn assert_refused(name: &str, values: &[&str]) {
+        let key = format!("INPUT_{}", name.to_uppercase());
+        for value in values {
+            match parse(&[(&key, value)]) {
+                Err(Error::Input { name: got, message }) => assert_eq!(
+                    got, name,
+                    "{name}: {value:?} refused, but naming `{got}`: {message}"
+                ),
+                Err(other) => panic!("{name}: {value:?}: not an input error: {other}"),
+                Ok(_) => panic!("{name}: {value:?} was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn workflows_that_would_change_the_api_path_are_refused() {
+        assert_refused(
+            "workflows",
+            &[
+                "../../x.yml",
+                "..",
+                ".",
+                "deploy.yml,..",
+                "a/b.yml",
+                "deploy.yml?x=1",
+                "deploy.yml#x",
+                "deploy%2F.yml",
+                "my deploy.yml",
+                "deploy\u{0}.yml",
+                "deploy\u{7}.yml",
+                "deploy\r.yml",
+                "deploy.yml\u{2028}x",
+                "..yml",
+                "deploy",
+                "deploy.json",
+                "\\deploy.yml",
+                "-1",
+                &"9".repeat(21),
+                &format!("{}.yml", "a".repeat(300)),
+            ],
+        );
+        let i = parse(&[("INPUT_WORKFLOWS", "deploy.yml, release-eu_1.yaml\n12345")]).unwrap();
+        assert_eq!(i.workflows, ["deploy.yml", "release-eu_1.yaml", "12345"]);
+        assert!(error(&[("INPUT_WORKFLOWS", "../../x.yml")]).contains("`../../x.yml`"));
+    }
+
+    #[test]
+    fn durations_beyond_ten_years_are_refused() {
+        for name in ["lookback", "retention"] {
+            assert_refused(
+                name,
+                &[
+                    "99999999999d",
+                    "3654d",
+                    "522w",
+                    "87697h",
+                    "9223372036854775807s",
+                    "3653d1s",
+                ],
+            );
+            let key = format!("INPUT_{}", name.to_uppercase());
+            assert!(
+                parse(&[(&key, "3653d")]).is_ok(),
+                "{name}: 10 years is fine"
+            );
+        }
+        assert!(error(&[("INPUT_LOOKBACK", "99999999999d")]).contains("at most 10 years"));
+    }
+
+    #[test]
+    fn url_inputs_with_characters_a_url_cannot_hold_are_refused() {
+        for name in URL_INPUTS {
+            assert_refused(
+                name,
+                &[
+                    "http://pg:9091/a b/",
+                    "http://pg:9091/a\"b",
+                    "http://pg:9091/<x>",
+                    "http://pg:9091/a`b",
+                    "http://pg:9091/a\\b",
+                    "http://pg:9091/a{b}",
+                    "http://pg:9091/a%zz",
+                    "http://pg:9091/a%4",
+                    "http://pg:9091/é",
+                    "http://pg:9091/a\u{0}",
+                    "http://pg:9091/a\u{7f}",
+                    "http://pg:9091/#frag",
+                    "http://pg:9091/?q=1",
+                    "http://pg:99999/",
+                    "http://:9091/",
+                    "ftp://pg/",
+                    "file:///etc/passwd",
+                    "javascript:alert(1)",
+                    "pg:9091",
+                ],
+            );
+        }
+        assert!(parse(&[("INPUT_PUSHGATEWAY-URL", "http://pg:9091/a%20b/")]).is_ok());
+        // The remote-write URL takes no credentials at all.
+        assert_refused("remote-write-url", &["https://tok@mimir.example/push"]);
+    }
+
+    #[test]
+    fn url_credentials_are_found_in_urls_too_broken_to_parse() {
+        assert_eq!(url_credentials("http://user:pw@host:99999/"), ["pw"]);
+        assert_eq!(url_credentials("ftp://u:p%40ss@h/x?y"), ["p%40ss", "p@ss"]);
+        assert_eq!(url_credentials("https://ghp_token@h/"), ["ghp_token"]);
+        assert_eq!(url_credentials("http://a:b@c@h/"), ["b@c"]);
+        assert!(url_credentials("http://user:@h/").is_empty());
+        assert!(url_credentials("http://h/path@x").is_empty());
+        assert!(url_credentials("not a url").is_empty());
+        assert_eq!(
+            without_userinfo("http://user:pw@host:99999/"),
+            "http://***@host:99999/"
+        );
+        assert_eq!(without_userinfo("http://h/a@b"), "http://h/a@b");
+    }
+
+    #[test]
+    fn invalid_url_messages_never_show_the_password() {
+        for name in URL_INPUTS {
+            let key = format!("INPUT_{}", name.to_uppercase());
+            for url in [
+                "http://user:hunter2@host:99999/",
+                "http://user:hunter2@host/?q=1",
+                "ftp://user:hunter2@host/",
+                "http://user:hunter2@host/a b",
+                "http://user:hunter2@/",
+                "http://user:hunter2@host/#f",
+            ] {
+                let e = error(&[(&key, url)]);
+                assert!(e.starts_with(&format!("input `{name}`")), "{e}");
+                assert!(!e.contains("hunter2") && !e.contains("user:"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn tokens_and_passwords_with_line_breaks_are_refused_without_showing_them() {
+        assert_refused(
+            "github-token",
+            &["ghp_a b", "ghp_a\nb", "ghp_a\rb", "ghp_\u{0}", "ghp_é"],
+        );
+        let e = error(&[("INPUT_GITHUB-TOKEN", "ghp_secret\nx")]);
+        assert!(!e.contains("ghp_secret"), "{e}");
+        let url = (
+            "INPUT_REMOTE-WRITE-URL",
+            "https://mimir.example/api/v1/push",
+        );
+        let e = error(&[url, ("INPUT_REMOTE-WRITE-BEARER-TOKEN", "tok en-secret")]);
+        assert!(
+            e.starts_with("input `remote-write-bearer-token`") && !e.contains("en-secret"),
+            "{e}"
+        );
+        let e = error(&[
+            url,
+            ("INPUT_REMOTE-WRITE-USERNAME", "u"),
+            ("INPUT_REMOTE-WRITE-PASSWORD", "pass\rword-secret"),
+        ]);
+        assert!(
+            e.starts_with("input `remote-write-password`") && !e.contains("word-secret"),
+            "{e}"
+        );
+        assert!(
+            error(&[
+                url,
+                ("INPUT_REMOTE-WRITE-USERNAME", "u:x"),
+                ("INPUT_REMOTE-WRITE-PASSWORD", "p"),
+            ])
+            .starts_with("input `remote-write-username`")
+        );
+    }
+
+    #[test]
+    fn label_inputs_with_line_breaks_or_huge_values_are_refused() {
+        for name in ["job", "environment"] {
+            assert_refused(
+                name,
+                &[
+                    "a\rb",
+                    "a\nb",
+                    "a\u{0}b",
+                    "a\u{85}b",
+                    "a\u{2028}b",
+                    "a\u{2029}b",
+                    "a\u{1b}[31mb",
+                    &"x".repeat(257),
+                ],
+            );
+        }
+        assert_refused("deploy-branches", &["main,rel\u{0}ease", "ma\u{2028}in"]);
+        // The message shows the value with its control characters escaped.
+        assert!(error(&[("INPUT_JOB", "a\rb")]).contains("`a\\rb`"));
+    }
+
+    #[test]
+    fn aws_inputs_that_are_not_aws_names_are_refused() {
+        let cluster = ("INPUT_CLUSTER-NAME", "prod");
+        for region in [
+            "---",
+            "a--1",
+            "eu-west-",
+            "-eu-west-1",
+            "eu-west-x",
+            "1u-west-1",
+            "eu-west-1.evil.com",
+        ] {
+            let e = error(&[cluster, ("INPUT_AWS-REGION", region)]);
+            assert!(e.starts_with("input `aws-region`"), "{region}: {e}");
+        }
+        assert!(parse(&[cluster, ("INPUT_AWS-REGION", "us-gov-west-1")]).is_ok());
+        for arn in [
+            "arn:aws:iam::123456789012:role/a b",
+            "arn:aws:iam::123456789012:role/a\nb",
+            "arn:aws:iam::123456789012:role/a?b",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/path/",
+            "arn:aws:iam:eu-west-1:123456789012:role/dora",
+            "arn::iam::123456789012:role/dora",
+            "arn:AWS:iam::123456789012:role/dora",
+        ] {
+            let e = error(&[cluster, ("INPUT_ROLE-TO-ASSUME", arn)]);
+            assert!(e.starts_with("input `role-to-assume`"), "{arn}: {e}");
+        }
+        assert!(
+            parse(&[
+                cluster,
+                (
+                    "INPUT_ROLE-TO-ASSUME",
+                    "arn:aws-cn:iam::123456789012:role/ci/dora+x=1,a.b@c_d-e"
+                )
+            ])
+            .is_ok()
         );
     }
 

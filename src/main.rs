@@ -111,7 +111,8 @@ fn init_logging(vars: &[(String, String)]) {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| dora_action::actions::LogWriter)
+        .with_ansi(false)
         .without_time()
         .with_target(false)
         .init();

@@ -1,11 +1,29 @@
 //! What a run tells people: the step outputs and the job summary
 //! (GitHub-flavoured Markdown). Pure rendering; `run` decides the content.
 
-use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
+use reqwest::Url;
 
-/// Event rows shown in the summary; the rest are counted.
-const MAX_ROWS: usize = 50;
+use crate::actions;
+use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
 use crate::duration::human;
+
+/// Event rows (and per-source rows, and warnings) shown in the summary; the
+/// rest are counted.
+const MAX_ROWS: usize = 50;
+
+/// Longest value shown in a table cell, in characters of the value.
+const MAX_CELL: usize = 200;
+
+/// Longest message shown (a warning, a failure), in characters, as for annotations.
+const MAX_MESSAGE: usize = 2_000;
+
+/// Longest link target kept; a longer URL is shown as text only.
+const MAX_URL: usize = 2_048;
+
+/// The share of the summary the dry-run exposition may take, in bytes. With
+/// [`MAX_ROWS`] rows of [`MAX_CELL`] cells and the messages, the whole
+/// summary stays far under the 1 MiB GitHub keeps of a step's summary.
+const MAX_EXPOSITION: usize = 256 * 1024;
 
 /// What happened in a run, as the summary and outputs show it.
 #[derive(Debug, Clone, Default)]
@@ -150,7 +168,7 @@ impl Report {
         };
         if let Some(reason) = &self.skipped {
             md.push_str("### DORA metrics: nothing recorded\n\n");
-            md.push_str(&format!("Skipped: {}.\n", cell(reason)));
+            md.push_str(&format!("Skipped: {}.\n", message(reason)));
         } else {
             let plural = if t.events == 1 { "" } else { "s" };
             let over = self
@@ -191,28 +209,29 @@ impl Report {
                 md.push_str(&format!("Median lead time: {}.\n\n", human(lead)));
             }
         }
-        for w in &self.warnings {
-            md.push_str(&format!("> [!WARNING]\n> {}\n\n", cell(w)));
+        for w in self.warnings.iter().take(MAX_ROWS) {
+            md.push_str(&format!("> [!WARNING]\n> {}\n\n", message(w)));
+        }
+        if self.warnings.len() > MAX_ROWS {
+            md.push_str(&format!(
+                "… and {} more warnings (in the log).\n\n",
+                self.warnings.len() - MAX_ROWS
+            ));
         }
         if let Some(r) = &self.refusal {
-            md.push_str(&format!("> [!CAUTION]\n> {}\n\n", cell(r)));
+            md.push_str(&format!("> [!CAUTION]\n> {}\n\n", message(r)));
         }
         if let Some(f) = &self.failure {
             md.push_str(&format!(
                 "> [!CAUTION]\n> Not delivered (`fail-on-error: false`): {}\n\n",
-                cell(f)
+                message(f)
             ));
         }
         md.push_str(&self.where_it_went());
         if let Some(text) = &self.exposition {
-            md.push_str(
-                "\n<details><summary>Exposition that would be pushed</summary>\n\n```text\n",
-            );
-            md.push_str(text);
-            if !text.ends_with('\n') {
-                md.push('\n');
-            }
-            md.push_str("```\n\n</details>\n");
+            md.push_str("\n<details><summary>Exposition that would be pushed</summary>\n\n");
+            md.push_str(&code_block(&actions::log_text(text, MAX_EXPOSITION)));
+            md.push_str("\n</details>\n");
         }
         md
     }
@@ -224,7 +243,9 @@ impl Report {
             "| source | deployments | failures | change failure rate | deployment frequency | lead time (median) | recovery time (median) | rework |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         );
-        for s in by_source(&self.recorded, Some(window)) {
+        let sources = by_source(&self.recorded, Some(window));
+        let more = sources.len().saturating_sub(MAX_ROWS);
+        for s in sources.into_iter().take(MAX_ROWS) {
             let band = |b: Band| format!(" ({})", b.as_str());
             let rate = s
                 .failure_rate
@@ -254,6 +275,9 @@ impl Report {
                 s.failures
             ));
         }
+        if more > 0 {
+            md.push_str(&format!("\n… and {more} more sources.\n"));
+        }
         md.push('\n');
         md
     }
@@ -265,20 +289,25 @@ impl Report {
             Status::NotReady => "⏳ not ready",
         };
         let short: String = d.sha.chars().take(7).collect();
+        let is_sha =
+            (7..=64).contains(&d.sha.len()) && d.sha.bytes().all(|b| b.is_ascii_hexdigit());
         let commit = if d.sha.is_empty() {
             "—".to_string()
-        } else if d.sha.chars().all(|c| c.is_ascii_hexdigit()) && d.repository.contains('/') {
-            format!(
-                "[`{short}`]({}/{}/commit/{})",
-                self.server_url.trim_end_matches('/'),
-                d.repository,
-                d.sha
+        } else if is_sha && is_repository(&d.repository) {
+            link(
+                &format!("`{short}`"),
+                &format!(
+                    "{}/{}/commit/{}",
+                    self.server_url.trim_end_matches('/'),
+                    d.repository,
+                    d.sha
+                ),
             )
         } else {
-            format!("`{}`", cell(&short))
+            cell(&short)
         };
         let source = match &d.url {
-            Some(url) => format!("[{}]({url})", cell(&d.source)),
+            Some(url) => link(&cell(&d.source), url),
             None => cell(&d.source),
         };
         let lead = match (&d.history.changes, d.best_lead_time_seconds()) {
@@ -305,16 +334,17 @@ impl Report {
         let mut text = String::new();
         if let Some(c) = &self.cluster {
             text.push_str(&format!(
-                "EKS cluster `{}` ({}): {}. ",
+                "EKS cluster {} ({}): {}. ",
                 cell(&c.name),
-                c.region,
-                c.status
+                cell(&c.region),
+                cell(&c.status)
             ));
         }
         text += &match (&self.destination, self.dry_run) {
             (_, true) => "Dry run: nothing was pushed or deleted.".to_string(),
             (Some(url), false) if self.skipped.is_none() => format!(
-                "Pushed to the Pushgateway at {url} (job `{}`), one group per event.",
+                "Pushed to the Pushgateway at {} (job {}), one group per event.",
+                cell(url),
                 cell(&self.job)
             ),
             (None, false) if self.remote_write.is_some() => String::new(),
@@ -324,7 +354,7 @@ impl Report {
             text.push_str(&format!(
                 "{}Remote-write to {}: {} written ({} already stored) in {} request{}, each sample at its event's time.",
                 if text.is_empty() || text.ends_with(' ') { "" } else { " " },
-                rw.url,
+                cell(&rw.url),
                 rw.accepted,
                 rw.already_stored,
                 rw.requests,
@@ -360,10 +390,117 @@ impl Report {
     }
 }
 
-/// Makes text safe inside a Markdown table cell: `|` would split the cell,
-/// and a newline would end the row.
+/// The summary of a run that failed: the error, neutralised like every
+/// other value shown.
+pub fn failed_markdown(error: &str) -> String {
+    format!("### DORA metrics: failed\n\n{}\n", message(error))
+}
+
+/// A value for a Markdown table cell: at most [`MAX_CELL`] characters, see [`inline`].
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    inline(text, MAX_CELL)
+}
+
+/// A message (a warning, a failure) for a Markdown paragraph: at most
+/// [`MAX_MESSAGE`] characters, see [`inline`].
+fn message(text: &str) -> String {
+    inline(text, MAX_MESSAGE)
+}
+
+/// Makes an outside value inert inline Markdown: on one line (line breaks
+/// and control characters shown as escapes, [`actions::one_line`]), `|`
+/// escaped (it would split a table cell), every character that opens an
+/// inline construct (code span, emphasis, link, image, heading) backslash-
+/// escaped, and `<`, `>`, `&` written as entities so no raw HTML gets
+/// through. Cut to `max` characters of the value with an ellipsis.
+fn inline(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 2) + 8);
+    let mut chars = text.chars();
+    for c in chars.by_ref().take(max) {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '|' | '`' | '*' | '_' | '~' | '[' | ']' | '(' | ')' | '!' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if actions::is_unsafe_char(c) => {
+                // `\r`, `\u{2028}`: the escape's backslash must stay a backslash.
+                out.push('\\');
+                out.push_str(&actions::one_line(&c.to_string()));
+            }
+            c => out.push(c),
+        }
+    }
+    let rest = chars.count();
+    if rest > 0 {
+        out.push_str(&format!("… ({rest} more characters)"));
+    }
+    out
+}
+
+/// Whether `name` is a GitHub `owner/repository` name, safe in a link path.
+fn is_repository(name: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    matches!(name.split_once('/'), Some((owner, repo)) if ok(owner) && ok(repo))
+}
+
+/// `[text](url)` when `url` is a plain http(s) URL, else `text` alone: a
+/// payload's URL may be anything, and a `javascript:` link or one that
+/// breaks out of the table must not reach the summary. `text` is Markdown
+/// already made inert by the caller.
+fn link(text: &str, url: &str) -> String {
+    match link_target(url) {
+        Some(target) => format!("[{text}]({target})"),
+        None => text.to_string(),
+    }
+}
+
+/// `url` as a Markdown link destination: http or https with a host, no
+/// credentials, at most [`MAX_URL`] long, and every character that could end
+/// the destination, the link or the table cell percent-encoded.
+fn link_target(url: &str) -> Option<String> {
+    if url.len() > MAX_URL || url.chars().any(actions::is_unsafe_char) {
+        return None;
+    }
+    let mut url = Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    let mut out = String::with_capacity(url.as_str().len());
+    for c in url.as_str().chars() {
+        match c {
+            '(' | ')' | '[' | ']' | '|' | '<' | '>' | '`' | '"' | '\\' | ' ' => {
+                out.push_str(&format!("%{:02X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A fenced code block around `text`: the fence is longer than any run of
+/// backticks in it, so no line of `text` can close the block.
+fn code_block(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    format!("{fence}text\n{text}{newline}{fence}\n")
 }
 
 #[cfg(test)]
@@ -436,7 +573,8 @@ mod tests {
             source: "a|b\nc".into(),
             ..Deploy::success()
         };
-        assert!(report(vec![d]).markdown().contains("| a\\|b c |"));
+        let md = report(vec![d]).markdown();
+        assert!(md.contains("| a\\|b\\\\nc |"), "{md}");
     }
 
     #[test]
@@ -448,7 +586,7 @@ mod tests {
         let md = r.markdown();
         assert!(md.contains("nothing recorded"), "{md}");
         assert!(
-            md.contains("Skipped: conclusion `cancelled` is not a deployment outcome."),
+            md.contains("Skipped: conclusion \\`cancelled\\` is not a deployment outcome."),
             "{md}"
         );
         assert_eq!(r.outputs().skipped, "true");
@@ -472,5 +610,196 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("Dry run: nothing was pushed"));
+    }
+
+    /// The summary as GitHub reads it (CommonMark with GFM tables): every
+    /// table's rows and their cell count, the raw HTML it holds, and the
+    /// code blocks' text.
+    struct Parsed {
+        rows: Vec<usize>,
+        html: Vec<String>,
+        code: Vec<String>,
+        links: Vec<String>,
+    }
+
+    fn parse_md(md: &str) -> Parsed {
+        use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+        let mut p = Parsed {
+            rows: vec![],
+            html: vec![],
+            code: vec![],
+            links: vec![],
+        };
+        let (mut cells, mut in_code) = (0, false);
+        for event in Parser::new_ext(md, Options::ENABLE_TABLES) {
+            match event {
+                Event::Start(Tag::TableRow | Tag::TableHead) => cells = 0,
+                Event::Start(Tag::TableCell) => cells += 1,
+                Event::End(TagEnd::TableRow | TagEnd::TableHead) => p.rows.push(cells),
+                Event::Html(h) | Event::InlineHtml(h) => p.html.push(h.to_string()),
+                Event::Start(Tag::CodeBlock(_)) => {
+                    in_code = true;
+                    p.code.push(String::new());
+                }
+                Event::End(TagEnd::CodeBlock) => in_code = false,
+                Event::Text(t) if in_code => p.code.last_mut().unwrap().push_str(&t),
+                Event::Start(Tag::Link { dest_url, .. }) => p.links.push(dest_url.to_string()),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    const HOSTILE: &str = "x|y\r::error::pwned\n<img src=x onerror=alert(1)>`code`](http://evil/) &amp; *em* \u{2028}::warning::w\u{85}\u{0}\u{1b}[31m";
+
+    #[test]
+    fn hostile_values_stay_in_their_cells_and_bring_no_html() {
+        let d = Deploy {
+            source: HOSTILE.into(),
+            branch: HOSTILE.into(),
+            environment: HOSTILE.into(),
+            sha: HOSTILE.into(),
+            url: Some("https://github.com/o/r/actions/runs/1?a=|b)(c)[d]<e>`f\"".into()),
+            ..Deploy::success()
+        };
+        let r = Report {
+            warnings: vec![HOSTILE.into()],
+            skipped: None,
+            ..report(vec![d])
+        };
+        let md = r.markdown();
+        let parsed = parse_md(&md);
+        assert_eq!(
+            parsed.rows,
+            [8, 8],
+            "one header and one row of 8 cells:\n{md}"
+        );
+        assert!(parsed.html.is_empty(), "raw HTML: {:?}\n{md}", parsed.html);
+        for bad in ['\r', '\u{2028}', '\u{85}', '\u{0}', '\u{1b}'] {
+            assert!(!md.contains(bad), "{bad:?} in\n{md}");
+        }
+        assert!(
+            !md.lines().any(|l| l.trim_start().starts_with("::")),
+            "{md}"
+        );
+        assert_eq!(
+            parsed.links.len(),
+            1,
+            "only the run link: {:?}",
+            parsed.links
+        );
+        let link = &parsed.links[0];
+        assert!(
+            link.starts_with(
+                "https://github.com/o/r/actions/runs/1?a=%7Cb%29%28c%29%5Bd%5D%3Ce%3E%60f%22"
+            ),
+            "{link}"
+        );
+    }
+
+    #[test]
+    fn only_http_links_reach_the_summary() {
+        for url in [
+            "javascript:alert(1)",
+            "data:text/html,<script>",
+            "ftp://h/x",
+            "/relative",
+            "https://",
+            "https://h/\r\n",
+        ] {
+            let d = Deploy {
+                url: Some(url.into()),
+                ..Deploy::success()
+            };
+            let parsed = parse_md(&report(vec![d]).markdown());
+            assert!(
+                parsed
+                    .links
+                    .iter()
+                    .all(|l| l.starts_with("https://github.com/")),
+                "{url}: {:?}",
+                parsed.links
+            );
+        }
+        let d = Deploy {
+            url: Some("https://user:pw@example.test/log".into()),
+            ..Deploy::success()
+        };
+        assert!(
+            parse_md(&report(vec![d]).markdown())
+                .links
+                .contains(&"https://example.test/log".to_string())
+        );
+        // A repository name that is not `owner/name` gets no commit link.
+        let d = Deploy {
+            repository: "o/r)(javascript:x".into(),
+            ..Deploy::success()
+        };
+        assert!(parse_md(&report(vec![d]).markdown()).links.is_empty());
+    }
+
+    #[test]
+    fn the_exposition_cannot_close_its_code_block() {
+        let text = "a{w=\"```\"} 1\n````\nb{w=\"\r::error::x\"} 1\n</details><script>\n";
+        let r = Report {
+            dry_run: true,
+            destination: None,
+            exposition: Some(text.into()),
+            ..report(vec![Deploy::success()])
+        };
+        let md = r.markdown();
+        let parsed = parse_md(&md);
+        assert_eq!(parsed.code.len(), 1, "{md}");
+        assert_eq!(
+            parsed.code[0],
+            "a{w=\"```\"} 1\n````\nb{w=\"\\r::error::x\"} 1\n</details><script>\n"
+        );
+        assert!(md.ends_with("`````\n\n</details>\n"), "{md}");
+        assert!(!md.contains('\r'));
+    }
+
+    #[test]
+    fn values_are_cut_and_the_summary_stays_small() {
+        let huge = "w".repeat(20_000_000);
+        let d = Deploy {
+            source: huge.clone(),
+            branch: huge.clone(),
+            environment: huge.clone(),
+            ..Deploy::success()
+        };
+        let r = Report {
+            dry_run: true,
+            destination: None,
+            warnings: vec!["w".repeat(5_000); 500],
+            exposition: Some(format!("a{{w=\"{huge}\"}} 1\n").repeat(5)),
+            window: Some(86_400),
+            ..report(
+                std::iter::once(d)
+                    .chain(vec![Deploy::success(); 59])
+                    .collect(),
+            )
+        };
+        let md = r.markdown();
+        assert!(md.len() < 700_000, "{} bytes", md.len());
+        assert!(
+            md.contains("… (19999800 more characters)"),
+            "a cell says what was cut"
+        );
+        assert!(md.contains("… and 450 more warnings"));
+        assert!(md.contains("… and 10 older events."));
+        let code = &parse_md(&md).code;
+        assert_eq!(code.len(), 1);
+        assert!(
+            code[0].len() < 20_000 && code[0].contains("more characters)"),
+            "{}",
+            code[0].len()
+        );
+    }
+
+    #[test]
+    fn a_failure_summary_is_neutralised() {
+        let md = failed_markdown("payload: bad `x`\r::error::y <b>|");
+        assert!(parse_md(&md).html.is_empty(), "{md}");
+        assert!(!md.contains('\r') && md.contains("\\`x\\`"), "{md}");
     }
 }

@@ -82,6 +82,15 @@ pub async fn main(vars: Vec<(String, String)>) -> u8 {
             actions::mask(value.trim());
         }
     }
+    // A password in a URL input, even one too broken to parse.
+    for name in crate::inputs::URL_INPUTS {
+        let key = format!("INPUT_{}", name.to_uppercase());
+        for (_, value) in vars.iter().filter(|(k, _)| *k == key) {
+            for secret in crate::inputs::url_credentials(value.trim()) {
+                actions::mask(&secret);
+            }
+        }
+    }
     let runner = match Runner::from_env(&vars) {
         Ok(r) => r,
         Err(e) => return fail(&e, None),
@@ -115,7 +124,7 @@ pub async fn main(vars: Vec<(String, String)>) -> u8 {
 fn fail(e: &Error, files: Option<&RunnerFiles>) -> u8 {
     actions::error(&e.to_string());
     if let Some(files) = files.filter(|f| f.summary.is_some()) {
-        let _ = files.write_summary(&format!("### DORA metrics: failed\n\n{e}\n"));
+        let _ = files.write_summary(&crate::report::failed_markdown(&e.to_string()));
     }
     1
 }
@@ -352,7 +361,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
                 .map(|g| format!("{}\n{}", group_header(&inputs.job, g), g.exposition))
                 .collect::<Vec<_>>()
                 .join("\n");
-            println!("{text}");
+            actions::print(&text);
             report.new_events = deploys.len();
             report.exposition = Some(text);
         }

@@ -1347,3 +1347,270 @@ fn a_panic_is_one_error_line_and_exit_1_even_when_stdout_fails() {
         assert!(!stderr.contains(bare), "{bare}: {stderr}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Hostile strings: what reaches stdout, the summary or an output.
+
+/// What a payload value may hold to inject a workflow command (the runner
+/// ends a line at CR too), end a line elsewhere, or break Markdown.
+const HOSTILE: [&str; 30] = [
+    "\r",
+    "\n",
+    "\r\n",
+    "\u{2028}",
+    "\u{2029}",
+    "\u{85}",
+    "\0",
+    "\u{1b}[2K",
+    "|",
+    "`",
+    "```",
+    "````",
+    "<",
+    ">",
+    "&",
+    "&lt;",
+    "%0A",
+    "%0D",
+    "%25",
+    "::error::pwned",
+    "::warning::pwned",
+    "##[error]pwned",
+    "[",
+    "](javascript:x)",
+    ")",
+    "<script>",
+    "</details>",
+    "\\",
+    "*_~",
+    "# ",
+];
+
+/// Strings built of [`HOSTILE`] fragments and arbitrary text.
+fn hostile_string() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => select(HOSTILE.to_vec()).prop_map(String::from),
+            1 => "\\PC{0,6}",
+            1 => any::<String>(),
+        ],
+        0..8,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+/// What must hold of a summary whatever the payload held: every table row
+/// has its table's cell count, the only raw HTML is the action's own, at
+/// most one code block, no character that ends a line for the runner or a
+/// log viewer, no line the runner would read as a command.
+fn check_summary(md: &str) -> Result<(), TestCaseError> {
+    use support::commands::{OWN_HTML, foreign_commands, parse_markdown};
+    let parsed = parse_markdown(md);
+    prop_assert!(
+        parsed.rows.iter().all(|n| *n == 8),
+        "rows {:?}:\n{}",
+        parsed.rows,
+        md
+    );
+    for html in &parsed.html {
+        prop_assert!(
+            OWN_HTML.contains(&html.as_str()),
+            "raw HTML {:?}:\n{}",
+            html,
+            md
+        );
+    }
+    prop_assert!(parsed.code.len() <= 1, "{}", md);
+    for link in &parsed.links {
+        prop_assert!(
+            link.starts_with("https://") || link.starts_with("http://"),
+            "{}",
+            link
+        );
+    }
+    prop_assert!(
+        !md.contains(['\r', '\0', '\u{85}', '\u{2028}', '\u{2029}', '\u{1b}']),
+        "{:?}",
+        md
+    );
+    prop_assert!(
+        foreign_commands(md).is_empty(),
+        "{:?}",
+        foreign_commands(md)
+    );
+    Ok(())
+}
+
+/// In process, many cases: the summary of deployments whose every string
+/// field (and a warning, and the exposition) is hostile.
+#[test]
+fn hostile_strings_never_break_the_summary() {
+    let strategy = (
+        prop::collection::vec(
+            (
+                arbitrary_deploy(),
+                (
+                    hostile_string(),
+                    hostile_string(),
+                    hostile_string(),
+                    hostile_string(),
+                ),
+                (hostile_string(), any::<bool>()),
+            ),
+            1..4,
+        ),
+        hostile_string(),
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(cases(512));
+    runner
+        .run(&strategy, |(deploys, warning, window)| {
+            let recorded: Vec<Deploy> = deploys
+                .into_iter()
+                .map(
+                    |(d, (source, branch, environment, sha), (url, prefixed))| Deploy {
+                        source,
+                        branch,
+                        environment,
+                        sha,
+                        url: Some(if prefixed {
+                            format!("https://github.com/octo-org/shop/actions/runs/1?{url}")
+                        } else {
+                            url
+                        }),
+                        ..d
+                    },
+                )
+                .collect();
+            let exposition = recorded
+                .iter()
+                .map(|d| dora::deploy_group(d).exposition)
+                .collect::<String>();
+            let report = dora_action::report::Report {
+                recorded,
+                dry_run: true,
+                job: "dora".into(),
+                warnings: vec![warning],
+                exposition: Some(exposition),
+                server_url: "https://github.com".into(),
+                window: window.then_some(86_400),
+                ..Default::default()
+            };
+            check_summary(&report.markdown())?;
+            let outputs = report.outputs();
+            for (name, value) in outputs.pairs() {
+                prop_assert!(
+                    value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                    "{}={:?}",
+                    name,
+                    value
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The log printer: whatever the text, no piece of its output (split at
+/// CR, LF, NEL, U+2028, U+2029) reads as a workflow command.
+#[test]
+fn logged_text_never_reads_as_a_command() {
+    let mut runner = TestRunner::new(cases(1024));
+    runner
+        .run(&hostile_string(), |text| {
+            let out = dora_action::actions::log_text(&text, 1 << 20);
+            prop_assert!(
+                support::commands::foreign_commands(&out).is_empty(),
+                "{:?} → {:?}",
+                text,
+                out
+            );
+            let escaped = dora_action::actions::escape_data(&text);
+            let breaks = ['\r', '\n', '\u{85}', '\u{2028}', '\u{2029}', '\0'];
+            prop_assert!(!escaped.contains(breaks), "{:?}", escaped);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The built binary in dry run, with every payload string that reaches the
+/// log, the summary or a label hostile (workflow names, branch, sha,
+/// repository, the run's URL; a deployment's environment, ref and target
+/// URL): the only `::` lines of stdout are the action's own, and the
+/// summary keeps its structure.
+#[test]
+fn the_process_injects_no_command_from_any_payload_string() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let github = rt.block_on(wiremock::MockServer::start());
+    let strategy = (prop::collection::vec(hostile_string(), 6), any::<bool>());
+    let mut runner = TestRunner::new(cases(24));
+    runner
+        .run(&strategy, |(s, deployment)| {
+            let (event, mut payload) = if deployment {
+                (
+                    "deployment_status",
+                    read_fixture("deployment_status/success.json"),
+                )
+            } else {
+                ("workflow_run", read_fixture("workflow_run/success.json"))
+            };
+            if deployment {
+                payload["workflow"] = json!({"name": s[0]});
+                payload["deployment"]["environment"] = s[1].clone().into();
+                payload["deployment"]["ref"] = s[2].clone().into();
+                payload["deployment"]["sha"] = s[3].clone().into();
+                payload["deployment_status"]["target_url"] =
+                    format!("https://example.test/{}", s[4]).into();
+            } else {
+                payload["workflow"]["name"] = s[0].clone().into();
+                payload["workflow_run"]["head_branch"] = s[1].clone().into();
+                payload["repository"]["default_branch"] = s[1].clone().into();
+                payload["workflow_run"]["head_sha"] = s[3].clone().into();
+                payload["workflow_run"]["html_url"] =
+                    format!("https://github.com/octo-org/shop/actions/runs/7001{}", s[4]).into();
+                payload["repository"]["full_name"] = format!("octo-org/{}", s[5]).into();
+            }
+            let outcome = rt.block_on(async {
+                let action = Action::new()
+                    .input("dry-run", "true")
+                    .env("GITHUB_API_URL", &github.uri());
+                let path = action.dir().join("event.json");
+                std::fs::write(&path, serde_json::to_vec(&payload).unwrap()).unwrap();
+                action.event(event, &path).run().await
+            });
+            check_clean_end(&outcome)?;
+            let foreign = support::commands::foreign_commands(&outcome.stdout);
+            prop_assert!(foreign.is_empty(), "{:?}\n{}", foreign, outcome.stdout);
+            prop_assert!(
+                !outcome
+                    .stdout
+                    .contains(['\r', '\0', '\u{85}', '\u{2028}', '\u{2029}']),
+                "{:?}",
+                outcome.stdout
+            );
+            if outcome.code == 0 {
+                check_summary(&outcome.summary)?;
+            } else {
+                prop_assert!(
+                    support::commands::parse_markdown(&outcome.summary)
+                        .html
+                        .is_empty(),
+                    "{}",
+                    outcome.summary
+                );
+            }
+            for value in outcome.outputs.values() {
+                prop_assert!(
+                    value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                    "{:?}",
+                    value
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn read_fixture(rel: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture(rel)).unwrap()).unwrap()
+}

@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod commands;
 pub mod delay;
 pub mod front;
 pub mod kube;
