@@ -188,7 +188,7 @@ impl Report {
             if self.window.is_some() {
                 md.push_str(&self.keys_table());
             }
-            md.push_str("| source | status | commit | branch | environment | finished | lead time | recovery |\n");
+            md.push_str("| source | status | commit | ref | environment | finished | lead time | recovery |\n");
             md.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
             let mut newest: Vec<&Deploy> = self.recorded.iter().collect();
             newest.sort_by_key(|d| std::cmp::Reverse(d.time));
@@ -564,6 +564,9 @@ mod tests {
         assert!(md.contains("[`9f8e7d6`](https://github.com/octo-org/shop/commit/9f8e7d6c5b4a39281706f5e4d3c2b1a098765432)"), "{md}");
         assert!(md.contains("| ✅ success |"), "{md}");
         assert!(md.contains("| 30m |"), "{md}");
+        // The deployed ref under the series label's name (a tag or a sha is no branch).
+        assert!(md.contains("| commit | ref | environment |"), "{md}");
+        assert!(md.contains("| main | production |"), "{md}");
         assert!(md.contains("Pruned 0 groups (older than 90d)."), "{md}");
     }
 

@@ -265,6 +265,26 @@ async fn a_run_from_an_event_and_from_history_is_one_group() {
     out.assert_code(0);
     assert_eq!(pg.groups().await.len(), 1, "no double count");
     assert!(out.summary.contains("0 new, 1 already"), "{}", out.summary);
+    // Alone, workflows mode writes the very group event mode wrote, `ref` included.
+    let fresh = Pushgateway::start().await;
+    leg(&fresh, &gh, "deploy.yml")
+        .input("retention", "0")
+        .input("lookback", "3650d")
+        .run()
+        .await
+        .assert_code(0);
+    let (from_event, from_history) = (pg.groups().await, fresh.groups().await);
+    assert_eq!(
+        from_event[0].sample_labels("dora_workflow_deploy_event")["ref"],
+        "main"
+    );
+    // Everything but the push time.
+    let shape = |g: &[support::Group]| -> Vec<_> {
+        g.iter()
+            .map(|g| (g.labels.clone(), g.metrics.clone()))
+            .collect()
+    };
+    assert_eq!(shape(&from_history), shape(&from_event));
 }
 
 #[tokio::test(flavor = "multi_thread")]
