@@ -29,6 +29,7 @@ pub mod duration;
 pub mod github;
 pub mod inputs;
 pub mod kubernetes;
+pub mod net;
 pub mod payload;
 pub mod pushgateway;
 pub mod remote_write;
