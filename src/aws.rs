@@ -19,6 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
+use crate::net;
 use crate::pushgateway::describe;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Result};
@@ -279,6 +280,10 @@ pub struct Aws {
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How much of a successful STS, EKS or OIDC answer is read: each is a few
+/// KB (credentials, a cluster's description, a token); more is no such answer.
+const ANSWER_LIMIT: usize = 256 << 10;
+
 #[derive(Deserialize)]
 struct DescribeClusterResponse {
     cluster: ClusterBody,
@@ -367,14 +372,11 @@ impl Aws {
                     let status = response.status();
                     let headers = response.headers().clone();
                     // A body cut off by the request timeout is no answer: retried.
-                    let body = match response.text().await {
+                    let body = match net::answer_text(response, "EKS DescribeCluster", ANSWER_LIMIT)
+                        .await
+                    {
                         Ok(body) => body,
-                        Err(e) => {
-                            return Attempt::Retry(format!(
-                                "EKS DescribeCluster: {}",
-                                describe(&e)
-                            ));
-                        }
+                        Err(outcome) => return outcome,
                     };
                     let kind = error_type(&headers, &body);
                     if status.is_server_error()
@@ -520,11 +522,12 @@ pub async fn github_oidc_token(
             }
         };
         let status = response.status();
-        let body = match response.text().await {
+        // A token is a few KB; the endpoint comes from the environment, but
+        // what it answers is bounded all the same.
+        let body = match net::answer_text(response, "GitHub OIDC token request", ANSWER_LIMIT).await
+        {
             Ok(body) => body,
-            Err(e) => {
-                return Attempt::Retry(format!("GitHub OIDC token request: {}", describe(&e)));
-            }
+            Err(outcome) => return outcome,
         };
         match status {
             s if s.is_success() => Attempt::Done(body),
@@ -608,12 +611,11 @@ pub async fn assume_role_with_web_identity(
             }
         };
         let status = response.status();
-        let body = match response.text().await {
-            Ok(body) => body,
-            Err(e) => {
-                return Attempt::Retry(format!("STS AssumeRoleWithWebIdentity: {}", describe(&e)));
-            }
-        };
+        let body =
+            match net::answer_text(response, "STS AssumeRoleWithWebIdentity", ANSWER_LIMIT).await {
+                Ok(body) => body,
+                Err(outcome) => return outcome,
+            };
         let code = quick_xml::de::from_str::<StsErrorResponse>(&body)
             .map(|e| e.error.code)
             .unwrap_or_default();

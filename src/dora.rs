@@ -719,6 +719,42 @@ pub fn is_recorded(stored: &StoredGroup, d: &Deploy) -> bool {
     }
 }
 
+/// Takes over what `stored` (the group of an already recorded event) says
+/// about event `d`: its head-commit lead time, the changes it shipped, its
+/// recovery time. The outputs and the summary describe the recorded events,
+/// so a re-run reports the same numbers as the run that recorded them, even
+/// where this run knows less (the changes are asked for only for new events)
+/// or computes otherwise (the history in its window has moved on).
+pub fn adopt_recorded(d: &mut Deploy, stored: &StoredGroup) {
+    let value = |name: &str| stored.metrics.get(name).and_then(|v| v.first().copied());
+    let (lead, recovery) = match d.key {
+        EventKey::Run { .. } | EventKey::Deployment { .. } => {
+            d.history.changes = value(names::CHANGES).map(|count| Changes {
+                count: count as u64,
+                median_lead_seconds: value(names::CHANGE_LEAD_TIME).map(|m| m as i64),
+            });
+            (value(names::LEAD_TIME), value(names::RECOVERY))
+        }
+        EventKey::Flux { .. } => (value(names::FLUX_LEAD_TIME), None),
+        EventKey::Canary { .. } => (None, value(names::CANARY_RECOVERY)),
+    };
+    match lead {
+        Some(lead) => {
+            d.commit_time = Timestamp::from_second(d.time.as_second() - lead as i64).ok();
+        }
+        // Recorded without lead time: keep a commit time only when it is
+        // one that gives none (dated after the deployment: still warned about).
+        None if d.lead_time_seconds().is_some() => d.commit_time = None,
+        None => {}
+    }
+    if !matches!(d.key, EventKey::Flux { .. }) {
+        d.history.recovery_seconds = recovery.map(|r| r as i64);
+        if recovery.is_none() {
+            d.history.recovered_by = None;
+        }
+    }
+}
+
 /// A canary outcome stored by an earlier run, back as an event, so a
 /// `Succeeded` now can find the `Failed` it recovers from.
 pub fn stored_canary_outcome(g: &StoredGroup) -> Option<Deploy> {
@@ -1390,6 +1426,35 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("} 7200\n"), "{text}");
+    }
+
+    #[test]
+    fn a_recorded_event_reports_what_its_stored_group_says() {
+        let mut first = Deploy::success();
+        first.commit_time = Some(Timestamp::from_second(first.time.as_second() - 2_400).unwrap());
+        first.history.changes = Some(Changes {
+            count: 3,
+            median_lead_seconds: Some(6_000),
+        });
+        first.history.recovery_seconds = Some(900);
+        let mut stored = StoredGroup::default();
+        for (name, value) in deploy_group(&first).samples {
+            stored.metrics.insert(name.to_string(), vec![value]);
+        }
+        // A re-run knows the head commit only, and its window lost the failure.
+        let mut again = first.clone();
+        again.history = History::default();
+        again.commit_time = Some(Timestamp::from_second(first.time.as_second() - 100).unwrap());
+        adopt_recorded(&mut again, &stored);
+        assert_eq!(again.best_lead_time_seconds(), Some(6_000));
+        assert_eq!(again.lead_time_seconds(), Some(2_400));
+        assert_eq!(again.history.changes, first.history.changes);
+        assert_eq!(again.history.recovery_seconds, Some(900));
+        assert_eq!(tally(&[again]), tally(&[first]));
+        // Stored without lead time: none is reported.
+        let mut bare = Deploy::success();
+        adopt_recorded(&mut bare, &StoredGroup::default());
+        assert_eq!(bare.best_lead_time_seconds(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
+use crate::net;
 use crate::pushgateway::describe;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Result};
@@ -24,6 +25,10 @@ pub struct GitHub {
 }
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of one successful answer is read: a page of 100 runs is under
+/// 1 MB, a compare of 250 commits a few MB; more is no GitHub answer.
+const PAGE_LIMIT: usize = 16 << 20;
 
 #[derive(Deserialize)]
 struct CommitResponse {
@@ -117,6 +122,16 @@ impl GitHub {
             let page: RunsPage = serde_json::from_str(&body)
                 .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
             runs.extend(page.workflow_runs);
+            // The token goes with the next request: only to the API itself.
+            if let Some(link) = link.as_ref().filter(|_| pages < max_pages)
+                && !net::under(&self.api, link)
+            {
+                return Err(Error::GitHub(format!(
+                    "GET {url}: the next page is on {}, outside the API at {}: not followed (the token is only sent to the API)",
+                    net::origin(link),
+                    net::origin(&self.api)
+                )));
+            }
             next = link;
         }
         Ok(runs)
@@ -209,11 +224,31 @@ impl GitHub {
             let headers = response.headers().clone();
             // A body that stops coming (the request timeout covers it) is no
             // answer, to be retried, not an empty and so "malformed" one.
-            let body = match response.text().await {
+            // Bounded: a page of runs is a few hundred KB; an error says
+            // what it is in its first line.
+            let limit = if status.is_success() {
+                PAGE_LIMIT
+            } else {
+                net::ERROR_BODY_LIMIT
+            };
+            let body = match net::read_capped(response, limit).await {
                 Ok(body) => body,
                 Err(e) => return Attempt::Retry(describe(&e)),
             };
-            let detail = || format!("GET {url}: HTTP {status}: {}", first_line(&body));
+            if status.is_success() && !body.complete {
+                return Attempt::Fail(format!(
+                    "GET {url}: the answer is larger than {}: not read further",
+                    net::size(PAGE_LIMIT)
+                ));
+            }
+            let body = match String::from_utf8(body.bytes) {
+                Ok(text) => text,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            };
+            let detail = || match net::redirect_note(status, &headers) {
+                Some(note) => format!("GET {url}: HTTP {status}: {note}"),
+                None => format!("GET {url}: HTTP {status}: {}", first_line(&body)),
+            };
             if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
                 return Attempt::RetryAfter(
                     format!("GET {url}: rate limited (HTTP {status})"),

@@ -98,6 +98,31 @@ pub async fn list(
     }
 }
 
+/// The most one list page may take: 500 Flux or Flagger objects are a few
+/// MB (managed fields included); more is no such answer.
+const PAGE_LIMIT: usize = 32 << 20;
+
+/// Reads `body` as it arrives, up to `limit` bytes (`false`: cut there).
+async fn read_capped(
+    mut body: kube::client::Body,
+    limit: usize,
+) -> std::result::Result<(Vec<u8>, bool), String> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() else {
+            continue;
+        };
+        let room = limit - bytes.len();
+        if data.len() > room {
+            bytes.extend_from_slice(&data[..room]);
+            return Ok((bytes, false));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes, true))
+}
+
 /// One GET with the bounded retry policy: timeouts, 429 and 5xx are retried;
 /// a refusal is final and keeps its kind.
 async fn get(
@@ -117,8 +142,13 @@ async fn get(
             Ok(Ok(r)) => r,
         };
         let status = response.status();
-        let body = match response.into_body().collect_bytes().await {
-            Ok(b) => b.to_vec(),
+        let limit = if status.is_success() { PAGE_LIMIT } else { crate::net::ERROR_BODY_LIMIT };
+        let body = match read_capped(response.into_body(), limit).await {
+            Ok((b, complete)) if complete || !status.is_success() => b,
+            Ok(_) => return Attempt::Done(Err(ListError::Failed(format!(
+                "list {what}: a page of the answer is larger than {}: not read further",
+                crate::net::size(PAGE_LIMIT)
+            )))),
             Err(e) => return Attempt::Retry(format!("list {what}: reading the answer: {e}")),
         };
         let message = || {

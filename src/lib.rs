@@ -19,6 +19,9 @@
 //!   STS, EKS and the EKS token), [`kubernetes`] (the cluster's API server),
 //!   [`pushgateway`] (directly, or through the API server's service proxy),
 //!   [`remote_write`] (Prometheus remote-write to a durable store).
+//! - [`net`] holds what every HTTP client shares about answers it cannot
+//!   trust: no credential follows a URL off its origin, no body is read
+//!   past its bound. [`retry`] is the shared retry bound.
 //! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
 
 pub mod actions;
@@ -29,6 +32,7 @@ pub mod duration;
 pub mod github;
 pub mod inputs;
 pub mod kubernetes;
+pub mod net;
 pub mod payload;
 pub mod pushgateway;
 pub mod remote_write;

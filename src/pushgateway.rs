@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::dora::{SmallMap, StoredGroup};
 use crate::inputs::ServiceRef;
+use crate::net;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Result};
 
@@ -187,13 +188,33 @@ impl Answer {
         }
     }
 
-    /// The whole body (for the small answers: pushes, deletes, errors).
-    async fn bytes(mut self) -> std::result::Result<Vec<u8>, String> {
-        let mut all = Vec::new();
+    /// The body up to `limit` bytes (for the small answers: pushes, deletes,
+    /// errors); reading stops there, so a huge or endless body costs `limit`.
+    async fn bytes(mut self, limit: usize) -> std::result::Result<net::Capped, String> {
+        let mut bytes = Vec::new();
         while let Some(chunk) = self.chunk().await? {
-            all.extend_from_slice(&chunk);
+            let room = limit - bytes.len();
+            if chunk.len() > room {
+                bytes.extend_from_slice(&chunk[..room]);
+                return Ok(net::Capped {
+                    bytes,
+                    complete: false,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        Ok(all)
+        Ok(net::Capped {
+            bytes,
+            complete: true,
+        })
+    }
+
+    /// Where a redirect the client did not follow points, if this is one.
+    fn redirect_note(&self) -> Option<String> {
+        match self {
+            Answer::Http(r) => net::redirect_note(r.status(), r.headers()),
+            Answer::Proxied(r) => net::redirect_note(r.status(), r.headers()),
+        }
     }
 }
 
@@ -307,6 +328,12 @@ impl Pushgateway {
     /// as it arrives (see [`GroupStream`]), so memory holds the groups'
     /// compact form and one group's JSON at a time, never the whole answer.
     pub async fn groups(&self) -> Result<Vec<StoredGroup>> {
+        self.listing().await.map(|l| l.groups)
+    }
+
+    /// [`Pushgateway::groups`], with the count of groups skipped for their
+    /// size (over [`GROUP_LIMIT`]), for the run to warn about.
+    pub async fn listing(&self) -> Result<Listing> {
         const WHAT: &str = "read groups";
         retry(self.backoff, || async {
             let mut answer = match self
@@ -411,8 +438,9 @@ impl Pushgateway {
                 Err(e) => return Attempt::Retry(format!("{what}: {e}")),
             };
             if answer.status().is_success() {
-                // The connection is reused only once the body is read to its end.
-                return match answer.bytes().await {
+                // The connection is reused only once the body is read to its
+                // end; a push's answer is empty, so a few KB are plenty.
+                return match answer.bytes(net::ERROR_BODY_LIMIT).await {
                     Ok(_) => Attempt::Done(()),
                     Err(e) => Attempt::Retry(format!("{what}: reading the answer: {e}")),
                 };
@@ -436,10 +464,14 @@ impl Pushgateway {
         last: Option<&std::cell::Cell<Option<StatusCode>>>,
     ) -> Attempt<T> {
         let status = answer.status();
-        let text = match answer.bytes().await {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        let redirect = answer.redirect_note();
+        let text = match answer.bytes(net::ERROR_BODY_LIMIT).await {
+            Ok(body) => body.text(),
             Err(e) => format!("(unreadable answer: {e})"),
         };
+        if let Some(note) = redirect {
+            return Attempt::Fail(format!("{what}: HTTP {status}: {note}"));
+        }
         if let (Transport::ServiceProxy { .. }, Some(refusal)) =
             (&self.transport, api_server_refusal(status, &text))
         {
@@ -505,7 +537,7 @@ pub fn describe(e: &reqwest::Error) -> String {
 fn parse_groups(body: &[u8]) -> std::result::Result<Vec<StoredGroup>, String> {
     let mut stream = GroupStream::default();
     stream.feed(body)?;
-    stream.finish()
+    stream.finish().map(|l| l.groups)
 }
 
 /// An incremental parser of the group listing, fed the answer in pieces as
@@ -527,17 +559,44 @@ struct GroupStream {
     outer: Vec<u8>,
     /// The group being read (its buffer is reused from group to group).
     element: Vec<u8>,
+    /// The group being read passed [`GROUP_LIMIT`].
+    oversized: bool,
     groups: Vec<StoredGroup>,
+    /// Groups skipped for their size.
+    skipped: usize,
 }
 
 /// An answer this large without the groups is not a Pushgateway's.
 const OUTER_LIMIT: usize = 1 << 20;
 
+/// The most one group of the listing may take (its JSON). A group this
+/// action writes is a few KB; a group over the cap is another job's (a
+/// thousand series pushed as one group) or a hostile one. It is skipped, not
+/// an error: skipping loses nothing (another job's group is never touched;
+/// were it one of ours, the event would be pushed again, which replaces the
+/// group with the same content, and pruning would wait for a later run),
+/// while memory stays bounded by this cap whatever one group holds.
+pub const GROUP_LIMIT: usize = 1 << 20;
+
+/// The groups of `GET /api/v1/metrics`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Listing {
+    pub groups: Vec<StoredGroup>,
+    /// Groups over [`GROUP_LIMIT`], skipped unread (the run warns about them).
+    pub skipped: usize,
+}
+
 impl GroupStream {
     fn feed(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
         for &b in chunk {
             if self.in_data && self.depth >= 3 {
-                self.element.push(b);
+                // Past the cap the group's bytes are no longer kept, only
+                // followed to its end (see `GROUP_LIMIT`).
+                if self.element.len() < GROUP_LIMIT {
+                    self.element.push(b);
+                } else {
+                    self.oversized = true;
+                }
                 if self.scan(b) && self.depth == 2 {
                     self.group()?;
                 }
@@ -614,6 +673,11 @@ impl GroupStream {
 
     /// One complete group: parsed, kept if it has labels, its bytes dropped.
     fn group(&mut self) -> std::result::Result<(), String> {
+        if std::mem::take(&mut self.oversized) {
+            self.element.clear();
+            self.skipped += 1;
+            return Ok(());
+        }
         let group: ApiGroup =
             serde_json::from_slice(&self.element).map_err(|e| format!("unexpected answer: {e}"))?;
         self.element.clear();
@@ -624,13 +688,16 @@ impl GroupStream {
     }
 
     /// The groups, once the whole answer has been fed.
-    fn finish(self) -> std::result::Result<Vec<StoredGroup>, String> {
+    fn finish(self) -> std::result::Result<Listing, String> {
         let response: ApiResponse =
             serde_json::from_slice(&self.outer).map_err(|e| format!("unexpected answer: {e}"))?;
         if response.status != "success" {
             return Err(format!("status `{}`", response.status));
         }
-        Ok(self.groups)
+        Ok(Listing {
+            groups: self.groups,
+            skipped: self.skipped,
+        })
     }
 }
 
@@ -756,8 +823,32 @@ mod tests {
             for piece in body.chunks(size) {
                 stream.feed(piece).unwrap();
             }
-            assert_eq!(stream.finish().unwrap(), whole, "pieces of {size} bytes");
+            assert_eq!(
+                stream.finish().unwrap().groups,
+                whole,
+                "pieces of {size} bytes"
+            );
         }
+    }
+
+    #[test]
+    fn a_group_over_the_cap_is_skipped_and_counted() {
+        let huge = "x".repeat(GROUP_LIMIT + 10);
+        let body = format!(
+            r#"{{"status":"success","data":[{{"labels":{{"job":"other","g":"1"}},"big":{{"metrics":[{{"labels":{{"v":"{huge}"}},"value":"1"}}]}}}},{{"labels":{{"job":"dora","run_id":"2"}},"dora_workflow_deploy_timestamp":{{"metrics":[{{"value":"5"}}]}}}}]}}"#
+        );
+        let mut stream = GroupStream::default();
+        for piece in body.as_bytes().chunks(64 * 1024) {
+            stream.feed(piece).unwrap();
+            assert!(
+                stream.element.capacity() <= 2 * GROUP_LIMIT,
+                "memory stays bounded"
+            );
+        }
+        let listing = stream.finish().unwrap();
+        assert_eq!(listing.skipped, 1);
+        assert_eq!(listing.groups.len(), 1);
+        assert_eq!(listing.groups[0].labels["run_id"], "2");
     }
 
     #[test]

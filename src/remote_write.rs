@@ -25,6 +25,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Client, StatusCode, Url};
 
 use crate::aws::{self, Credentials};
+use crate::net;
 use crate::pushgateway::describe;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Result};
@@ -241,7 +242,14 @@ impl RemoteWrite {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let text = response.text().await.unwrap_or_default();
+            if let Some(note) = net::redirect_note(status, response.headers()) {
+                return Attempt::Fail(format!("HTTP {status}: {note}"));
+            }
+            // A receiver's answer is empty or one line; read no more than a few KB of it.
+            let text = match net::read_capped(response, net::ERROR_BODY_LIMIT).await {
+                Ok(body) => body.text(),
+                Err(_) => String::new(),
+            };
             classify(status, text.trim(), retry_after, &self.auth)
         })
         .await

@@ -17,8 +17,9 @@ use crate::github::GitHub;
 use crate::inputs::{Branches, Inputs, Kustomizations, Mode, RemoteAuth, RemoteWriteTarget};
 use crate::kubernetes;
 use crate::kubernetes::ListError;
+use crate::net;
 use crate::payload::{self, Observation, Rules};
-use crate::pushgateway::{Pushgateway, Transport};
+use crate::pushgateway::{self, Listing, Pushgateway, Transport};
 use crate::remote_write::{self, RemoteWrite};
 use crate::report::{ClusterState, RemoteWriteState, Report};
 use crate::retry::Backoff;
@@ -256,10 +257,9 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             .push(format!("{reason}: a real run records nothing"));
     }
 
-    let http = Client::builder()
-        .user_agent(concat!("dora-action/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
+    // One client for every outside system: redirects to another origin are
+    // not followed, so no credential leaves the URL it was given for (net).
+    let http = net::client().map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
     // The cluster is checked before anything else is called or pushed: a
     // missing or unready cluster ends the run here, with no further call.
     let Reach {
@@ -319,7 +319,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             );
             let read = async {
                 match &pushgateway {
-                    Some(pushgateway) => Some(pushgateway.groups().await),
+                    Some(pushgateway) => Some(pushgateway.listing().await),
                     None => None,
                 }
             };
@@ -330,7 +330,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         None => {
             let repository = repository.as_deref().unwrap_or_default();
             let default_branch = payload_default_branch(runner);
-            workflow_history(
+            let (deploys, failed) = workflow_history(
                 &github,
                 inputs,
                 repository,
@@ -339,7 +339,23 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
                 now,
                 &mut report.warnings,
             )
-            .await?
+            .await?;
+            // `fail-on-error: false`: a GitHub failure is a warning. With
+            // nothing read there is nothing to deliver: the run ends here,
+            // reported as failed (outputs count nothing); otherwise the
+            // workflows that were read are recorded.
+            for e in &failed {
+                actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
+            }
+            if !failed.is_empty() && deploys.is_empty() {
+                report.failure = failed.first().map(Error::to_string);
+                for w in &report.warnings {
+                    actions::warning(w);
+                }
+                report.github_calls = github.calls();
+                return Ok(report);
+            }
+            deploys
         }
     };
     if let Some(retention) = retention.filter(|_| mode != Mode::Event) {
@@ -786,6 +802,10 @@ async fn event_with_history(
 
 /// Workflows mode: every completed run of each workflow in the lookback
 /// window, as events (⌈runs/100⌉ list calls per workflow).
+///
+/// A GitHub failure fails the run, unless `fail-on-error` is false: then it
+/// is returned beside the events of the workflows that could be read (the
+/// caller warns), so one unreadable workflow costs no other's events.
 async fn workflow_history(
     github: &GitHub,
     inputs: &Inputs,
@@ -794,10 +814,25 @@ async fn workflow_history(
     rules: &Rules<'_>,
     now: Timestamp,
     warnings: &mut Vec<String>,
-) -> Result<Vec<dora::Deploy>> {
+) -> Result<(Vec<dora::Deploy>, Vec<Error>)> {
     let github_history = github;
+    let mut failed = Vec::new();
+    let tolerated = |e: Error, failed: &mut Vec<Error>| {
+        if e.is_delivery_failure() && !inputs.fail_on_error {
+            failed.push(e);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
     let default_branch = match (&inputs.deploy_branches, default_branch) {
-        (Branches::DefaultBranch, None) => Some(github_history.default_branch(repository).await?),
+        (Branches::DefaultBranch, None) => match github_history.default_branch(repository).await {
+            Ok(branch) => Some(branch),
+            Err(e) => {
+                tolerated(e, &mut failed)?;
+                return Ok((Vec::new(), failed));
+            }
+        },
         (_, known) => known,
     };
     // A single exact branch narrows the listing on GitHub's side.
@@ -811,9 +846,16 @@ async fn workflow_history(
         .unwrap_or(now);
     let mut deploys = Vec::new();
     for workflow in &inputs.workflows {
-        let runs = github_history
+        let runs = match github_history
             .workflow_runs(repository, workflow, since, branch.as_deref(), usize::MAX)
-            .await?;
+            .await
+        {
+            Ok(runs) => runs,
+            Err(e) => {
+                tolerated(e, &mut failed)?;
+                continue;
+            }
+        };
         for run in runs {
             let id = run.get("id").cloned().unwrap_or_default();
             match payload::rest_run(run, repository, default_branch.as_deref(), rules) {
@@ -824,7 +866,7 @@ async fn workflow_history(
         }
     }
     dora::annotate(&mut deploys);
-    Ok(deploys)
+    Ok((deploys, failed))
 }
 
 /// For each new successful deployment with a known previous success: the
@@ -891,7 +933,7 @@ async fn changes_of_new(
 )]
 async fn deliver(
     pushgateway: Option<&Pushgateway>,
-    stored: Option<Result<Vec<dora::StoredGroup>>>,
+    stored: Option<Result<Listing>>,
     remote: Option<&RemoteWrite>,
     github: &GitHub,
     inputs: &Inputs,
@@ -900,11 +942,19 @@ async fn deliver(
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
-    let stored = match (stored, pushgateway) {
+    let listing = match (stored, pushgateway) {
         (Some(read), _) => read?,
-        (None, Some(p)) => p.groups().await?,
-        (None, None) => Vec::new(),
+        (None, Some(p)) => p.listing().await?,
+        (None, None) => Listing::default(),
     };
+    if listing.skipped > 0 {
+        report.warnings.push(format!(
+            "{} stored groups larger than {} were skipped unread (the groups this action writes are a few KB)",
+            listing.skipped,
+            net::size(pushgateway::GROUP_LIMIT)
+        ));
+    }
+    let stored = listing.groups;
     // Stored groups by their labels: a look-up per event, not a scan of
     // every stored group (thousands of both on a first cluster-mode run).
     let by_labels: BTreeMap<&dora::SmallMap<String>, &dora::StoredGroup> =
@@ -919,6 +969,14 @@ async fn deliver(
         })
         .collect();
     complete(github, deploys, &stored, &new, &mut report.warnings).await;
+    // What is already recorded is reported as recorded: a re-run gives the
+    // same outputs and summary as the run that recorded it.
+    for (d, _) in deploys.iter_mut().zip(&new).filter(|(_, n)| !**n) {
+        let labels = dora::SmallMap::from(dora::group_labels(d, &inputs.job));
+        if let Some(g) = by_labels.get(&labels) {
+            dora::adopt_recorded(d, g);
+        }
+    }
     let events: Vec<(dora::Group, Timestamp)> = deploys
         .iter()
         .zip(&new)

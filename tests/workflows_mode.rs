@@ -496,3 +496,102 @@ async fn the_default_branch_is_looked_up_when_no_payload_says_it() {
     assert_eq!(out.output("events"), "5");
     gh.verify().await;
 }
+
+/// The summary without the line that says what this run did (new or already
+/// stored): what describes the recorded events.
+fn described(summary: &str) -> Vec<&str> {
+    summary
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| !l.contains("already in the Pushgateway") && !l.contains("GitHub API calls"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_reports_the_numbers_the_first_run_recorded() {
+    let pg = Pushgateway::start().await;
+    let gh = github(history()).await;
+    let first = leg(&pg, &gh, "deploy.yml").run().await;
+    first.assert_code(0);
+    let again = leg(&pg, &gh, "deploy.yml").run().await;
+    again.assert_code(0);
+    assert!(
+        again
+            .summary
+            .contains("0 new, 5 already in the Pushgateway"),
+        "{}",
+        again.summary
+    );
+    // The per-change lead times (1h 50m for d4, e5's own) are what the first run reported.
+    assert_eq!(again.outputs, first.outputs, "outputs of the re-run");
+    assert_eq!(
+        described(&again.summary),
+        described(&first.summary),
+        "summary of the re-run"
+    );
+    assert!(
+        again
+            .summary
+            .contains("| 1h 50m (elite) | 3h (high) | 1 of 3 |"),
+        "{}",
+        again.summary
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_on_error_false_turns_github_failures_into_one_warning() {
+    // An unknown workflow file (404), then a GitHub that answers 500 for a minute.
+    for (what, status) in [("unknown workflow", 404), ("server errors", 500)] {
+        let pg = Pushgateway::start().await;
+        let gh = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(status).set_body_json(json!({"message": "Not Found"})),
+            )
+            .mount(&gh)
+            .await;
+        let out = leg(&pg, &gh, "nope.yml")
+            .input("fail-on-error", "false")
+            .timeout(Duration::from_secs(100))
+            .run()
+            .await;
+        out.assert_code(0);
+        assert!(out.error_lines().is_empty(), "{what}: {}", out.stdout);
+        let warnings = out.warning_lines();
+        assert_eq!(
+            warnings
+                .iter()
+                .filter(|w| w.contains("github api") && w.contains("`fail-on-error` is false"))
+                .count(),
+            1,
+            "{what}: {}",
+            out.stdout
+        );
+        assert_eq!(out.output("events"), "0");
+        assert!(pg.groups().await.is_empty(), "{what}: nothing pushed");
+        out.assert_no_secret(&[TOKEN]);
+        // With the default, the same failure fails the step.
+        if status == 404 {
+            let strict = leg(&pg, &gh, "nope.yml").run().await;
+            strict.assert_code(1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_fail_on_error_false_one_unreadable_workflow_costs_no_other() {
+    let pg = Pushgateway::start().await;
+    let gh = github(history()).await;
+    let out = leg(&pg, &gh, "deploy.yml\nnope.yml")
+        .input("fail-on-error", "false")
+        .run()
+        .await;
+    out.assert_code(0);
+    assert_eq!(out.output("events"), "5", "{}", out.stdout);
+    assert_eq!(pg.groups().await.len(), 5);
+    assert!(
+        out.warning_lines().iter().any(|w| w.contains("nope.yml")),
+        "{}",
+        out.stdout
+    );
+}

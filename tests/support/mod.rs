@@ -21,6 +21,7 @@ pub mod aws;
 pub mod commands;
 pub mod delay;
 pub mod front;
+pub mod hostile;
 pub mod kube;
 pub mod oidc;
 
@@ -753,6 +754,7 @@ pub struct Action {
     summary_file: Option<PathBuf>,
     timeout: Duration,
     program: PathBuf,
+    memory_limit: Option<u64>,
 }
 
 /// What a run left behind.
@@ -766,6 +768,9 @@ pub struct Outcome {
     pub outputs: BTreeMap<String, String>,
     /// `GITHUB_STEP_SUMMARY` as written; empty when the run had no runner files.
     pub summary: String,
+    /// With [`Action::memory_limit`]: the process's peak resident memory in
+    /// bytes (its `VmHWM`, polled), and whether it passed the limit and was killed.
+    pub peak_rss: Option<(u64, bool)>,
 }
 
 impl Default for Action {
@@ -794,6 +799,7 @@ impl Action {
             summary_file: Some(summary_file.clone()),
             timeout: ACTION_TIMEOUT,
             program: PathBuf::from(env!("CARGO_BIN_EXE_dora-action")),
+            memory_limit: None,
         };
         for (k, v) in [
             ("GITHUB_ACTIONS", "true"),
@@ -852,6 +858,15 @@ impl Action {
         self
     }
 
+    /// Watches the run's peak resident memory (see [`Outcome::peak_rss`]),
+    /// and kills it as soon as it passes `bytes`: a run that reads a huge
+    /// answer whole fails its test at the limit, instead of taking the
+    /// machine's memory.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Runs another build of the action instead of cargo's, e.g. the static
     /// musl binary the image ships (the benchmark measures that one).
     pub fn program(mut self, path: &Path) -> Self {
@@ -879,6 +894,17 @@ impl Action {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn dora-action");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = self.memory_limit.map(|limit| {
+            let pid = child.id().expect("a running child has a pid");
+            let stop = stop.clone();
+            let name = self
+                .program
+                .file_name()
+                .map(|n| n.to_string_lossy().chars().take(15).collect::<String>())
+                .unwrap_or_default();
+            std::thread::spawn(move || watch_memory(pid, &name, limit, &stop))
+        });
         // Drain both pipes concurrently (a full pipe would block the child)
         // and independently of `wait`, so a hung run's output is still shown.
         let stdout = drain(child.stdout.take().expect("piped stdout"));
@@ -898,6 +924,8 @@ impl Action {
                 );
             }
         };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak_rss = watcher.map(|w| w.join().expect("memory watcher"));
         let stdout = stdout.await.expect("stdout reader");
         let stderr = stderr.await.expect("stderr reader");
         let code = status.code().unwrap_or_else(|| {
@@ -928,8 +956,48 @@ impl Action {
             stderr,
             outputs,
             summary,
+            peak_rss,
         }
     }
+}
+
+/// Polls `/proc/<pid>/status` every few milliseconds until `stop`: the
+/// highest `VmHWM` (the kernel's own high-water mark of the process's
+/// resident memory, so a peak between two polls is not missed) while the
+/// process is the action (its `Name`: before `exec` the pid still shows the
+/// test process). Kills it with SIGKILL once past `limit`. Returns the peak
+/// in bytes and whether it was killed.
+fn watch_memory(
+    pid: u32,
+    name: &str,
+    limit: u64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, bool) {
+    let path = format!("/proc/{pid}/status");
+    let mut peak = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(status) = std::fs::read_to_string(&path) {
+            let field = |key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::trim)
+            };
+            if field("Name:") == Some(name)
+                && let Some(kib) = field("VmHWM:")
+                    .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib * 1024);
+                if peak > limit {
+                    // SAFETY: a signal to our own, not yet reaped, child.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    return (peak, true);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (peak, false)
 }
 
 /// Reads a child's pipe to the end on a task of its own, lossily as UTF-8.

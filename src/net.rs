@@ -1,0 +1,254 @@
+//! What every HTTP client of the action shares about answers it cannot
+//! trust: which URLs a credential may follow, and how much of a body is read.
+//!
+//! Two rules, applied in one place so that no client can forget them:
+//!
+//! - **A credential never leaves its origin.** A URL taken from an answer
+//!   (a redirect's `Location`, GitHub's pagination `Link`) is followed only
+//!   when it has the scheme, host and port of the request it answers (and,
+//!   for GitHub pagination, the API's path prefix). Anything else is not
+//!   followed at all: the foreign server gets no request, so neither a
+//!   bearer token, a basic password, SigV4 headers (the session token among
+//!   them) nor the body can reach it.
+//! - **A body is read only as far as it is useful.** Error answers are read
+//!   up to [`ERROR_BODY_LIMIT`] (enough to say what went wrong), success
+//!   answers up to a limit per kind of answer; reading stops there and the
+//!   connection is dropped, so a server that sends 200 MB, or never stops,
+//!   costs a few kilobytes (or the limit) of memory, not the whole body.
+
+use std::time::Duration;
+
+use reqwest::redirect::{Action, Attempt, Policy};
+use reqwest::{Client, Url};
+
+/// How much of an error answer is read: its first lines say what went wrong.
+pub const ERROR_BODY_LIMIT: usize = 8 * 1024;
+
+/// Same-origin redirects followed in a row at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether `next` has the scheme, host and port of `base` (the default port
+/// of the scheme counts as given).
+pub fn same_origin(base: &Url, next: &Url) -> bool {
+    base.scheme() == next.scheme()
+        && base.host_str() == next.host_str()
+        && base.port_or_known_default() == next.port_or_known_default()
+}
+
+/// Whether `next` stays under `base`: the same origin, and a path that starts
+/// with `base`'s path (a GitHub Enterprise `/api/v3/` prefix is kept).
+pub fn under(base: &Url, next: &Url) -> bool {
+    let prefix = base.path();
+    let prefix = if prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    same_origin(base, next)
+        && (next.path() == prefix.trim_end_matches('/') || next.path().starts_with(&prefix))
+}
+
+/// `scheme://host:port` of a URL, for messages: never its path, query or credentials.
+pub fn origin(url: &Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        (Some(host), None) => format!("{}://{host}", url.scheme()),
+        _ => url.scheme().to_string(),
+    }
+}
+
+/// The redirect rule: follow a redirect to the same origin as the first
+/// request (a handful in a row), stop at any other. A stopped redirect comes
+/// back to the caller as the 3xx answer it is, which every client treats as
+/// a refusal (see [`redirect_note`]); nothing is sent to the other origin.
+fn redirect_policy(attempt: Attempt) -> Action {
+    let stays = attempt
+        .previous()
+        .first()
+        .is_some_and(|first| same_origin(first, attempt.url()));
+    if stays && attempt.previous().len() <= MAX_REDIRECTS {
+        attempt.follow()
+    } else {
+        attempt.stop()
+    }
+}
+
+/// The HTTP client every outside system is reached with (GitHub, the
+/// Pushgateway, remote-write, STS, EKS, the OIDC endpoint): the redirect rule
+/// above, and a connect timeout so an unreachable host fails fast.
+pub fn client() -> reqwest::Result<Client> {
+    Client::builder()
+        .user_agent(concat!("dora-action/", env!("CARGO_PKG_VERSION")))
+        .redirect(Policy::custom(redirect_policy))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// For a 3xx answer (a redirect the client did not follow): where it points,
+/// as words for the error message. `None` for any other answer.
+pub fn redirect_note(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> Option<String> {
+    if !status.is_redirection() {
+        return None;
+    }
+    let to = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Url::parse(v).ok())
+        .map(|u| origin(&u))
+        .unwrap_or_else(|| "elsewhere".into());
+    Some(format!(
+        "redirected to {to}, another origin: not followed (no credential leaves the URL it was given for)"
+    ))
+}
+
+/// A body read up to a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capped {
+    pub bytes: Vec<u8>,
+    /// Whether the body ended within the limit (else `bytes` is its first `limit` bytes).
+    pub complete: bool,
+}
+
+impl Capped {
+    /// The text, lossily (for messages).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Reads `response`'s body as it arrives, up to `limit` bytes; stops there
+/// (the rest is never read: dropping the response closes the connection).
+pub async fn read_capped(mut response: reqwest::Response, limit: usize) -> reqwest::Result<Capped> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return Ok(Capped {
+                bytes,
+                complete: false,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Capped {
+        bytes,
+        complete: true,
+    })
+}
+
+/// The body of an answer as text, bounded: up to `success_limit` bytes of a
+/// 2xx (more is an error: no such answer is this large), up to
+/// [`ERROR_BODY_LIMIT`] of anything else (cut: it only feeds a message).
+/// `Err` is the attempt's outcome when the answer cannot be used: a redirect
+/// to another origin (final), a body that stopped coming (retried), a 2xx
+/// over the limit (final). `what` starts each message.
+pub async fn answer_text<T>(
+    response: reqwest::Response,
+    what: &str,
+    success_limit: usize,
+) -> Result<String, crate::retry::Attempt<T>> {
+    use crate::retry::Attempt;
+    let status = response.status();
+    if let Some(note) = redirect_note(status, response.headers()) {
+        return Err(Attempt::Fail(format!("{what}: HTTP {status}: {note}")));
+    }
+    let limit = if status.is_success() {
+        success_limit
+    } else {
+        ERROR_BODY_LIMIT
+    };
+    match read_capped(response, limit).await {
+        Err(e) => Err(Attempt::Retry(format!(
+            "{what}: {}",
+            crate::pushgateway::describe(&e)
+        ))),
+        Ok(body) if status.is_success() && !body.complete => Err(Attempt::Fail(format!(
+            "{what}: the answer is larger than {}: not read further",
+            size(limit)
+        ))),
+        Ok(body) => Ok(body.text()),
+    }
+}
+
+/// The first line of an error answer, cut to `chars` characters: enough to
+/// say what went wrong, short enough for one annotation.
+pub fn first_line(text: &str, chars: usize) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    match line.char_indices().nth(chars) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+/// "larger than 16 MiB" and the like, for messages about a cut answer.
+pub fn size(limit: usize) -> String {
+    if limit >= 1 << 20 {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{} KiB", limit >> 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_origin_is_scheme_host_and_port() {
+        let base = url("https://api.github.com/");
+        assert!(same_origin(
+            &base,
+            &url("https://api.github.com:443/repositories/1?page=2")
+        ));
+        for other in [
+            "http://api.github.com/x",
+            "https://api.github.com:8443/x",
+            "https://evil.example/x",
+            "https://api.github.com.evil.example/x",
+            "https://user@evil.example/x",
+        ] {
+            assert!(!same_origin(&base, &url(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn pagination_stays_under_the_api_prefix() {
+        let ghe = url("https://ghe.example/api/v3/");
+        assert!(under(
+            &ghe,
+            &url("https://ghe.example/api/v3/repositories/1/actions/runs?page=2")
+        ));
+        assert!(!under(&ghe, &url("https://ghe.example/api/v30/x")));
+        assert!(!under(&ghe, &url("https://ghe.example/login?page=2")));
+        assert!(!under(&ghe, &url("https://ghe.example:444/api/v3/x")));
+        let dotcom = url("https://api.github.com/");
+        assert!(under(
+            &dotcom,
+            &url("https://api.github.com/repositories/1?page=2")
+        ));
+        assert!(!under(
+            &dotcom,
+            &url("https://evil.example/repositories/1?page=2")
+        ));
+    }
+
+    #[test]
+    fn messages_name_the_origin_only() {
+        assert_eq!(
+            origin(&url("https://u:p@evil.example:8443/a?b=c")),
+            "https://evil.example:8443"
+        );
+        assert_eq!(first_line("  boom\nmore", 10), "boom");
+        assert_eq!(first_line("abcdef", 3), "abc…");
+        assert_eq!(size(16 << 20), "16 MiB");
+        assert_eq!(size(8 << 10), "8 KiB");
+    }
+}
