@@ -1085,7 +1085,7 @@ pub(crate) mod fixtures {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::fixtures::at;
     use super::*;
 
@@ -1221,7 +1221,7 @@ mod tests {
     /// A group as the previous version pushed it and the Pushgateway lists
     /// it: series labelled `branch`, no `ref`; grouping labels (and `job`)
     /// repeated on the series.
-    fn stored_before_ref() -> StoredGroup {
+    pub(crate) fn stored_before_ref() -> StoredGroup {
         let mut g = StoredGroup::default();
         g.labels.extend(
             [

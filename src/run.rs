@@ -1090,8 +1090,15 @@ fn upgrades(
         })
         .filter_map(dora::upgraded)
         .filter(|g| !pushed.contains(&g.labels(&inputs.job)))
+        .take(MAX_UPGRADES_PER_RUN)
         .collect()
 }
+
+/// Old-shape groups rewritten in one run at most: with the Pushgateway's
+/// consistency check a PUT costs up to ~0.6 s at 10,000 stored groups, so an
+/// unbounded upgrade could hold one run for an hour; this way the history
+/// converges over the next runs and no run pays more than about a minute.
+const MAX_UPGRADES_PER_RUN: usize = 100;
 
 /// One group's series for remote-write, each sample at `time` (milliseconds).
 fn remote_series(group: &dora::Group, job: &str, time: Timestamp) -> remote_write::Unit {
@@ -1259,4 +1266,29 @@ async fn remote_write(
         }
     };
     Ok(RemoteWrite::new(target.url.clone(), auth, http.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_run_upgrades_at_most_its_share_of_old_groups() {
+        let inputs = Inputs::from_env([("INPUT_RETENTION", "0")]).unwrap();
+        let stored: Vec<dora::StoredGroup> = (0..MAX_UPGRADES_PER_RUN + 50)
+            .map(|i| {
+                let mut g = dora::tests::stored_before_ref();
+                g.labels.insert("run_id".into(), (10_000 + i).to_string());
+                g.sample_labels
+                    .insert("run_id".into(), (10_000 + i).to_string());
+                g
+            })
+            .collect();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let first = upgrades(&stored, &[], &inputs, now);
+        assert_eq!(first.len(), MAX_UPGRADES_PER_RUN);
+        // The rest waits for the next run, none of it lost.
+        let left = upgrades(&stored[MAX_UPGRADES_PER_RUN..], &[], &inputs, now);
+        assert_eq!(left.len(), 50);
+    }
 }
