@@ -19,10 +19,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
-use crate::net;
-use crate::pushgateway::describe;
+use crate::http;
 use crate::retry::{Attempt, Backoff, retry};
-use crate::{Error, Result};
+use crate::{Error, Failure, Result};
 
 /// AWS credentials. `Debug` never shows the secret parts.
 #[derive(Clone, PartialEq, Eq)]
@@ -188,14 +187,14 @@ pub fn eks_token(
         .time(time)
         .settings(settings)
         .build()
-        .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}")))?
+        .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}").into()))?
         .into();
     let headers = [("host", host.as_str()), ("x-k8s-aws-id", cluster)];
     let signable =
         SignableRequest::new("GET", &base, headers.into_iter(), SignableBody::Bytes(&[]))
-            .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}")))?;
+            .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}").into()))?;
     let (instructions, signature) = sign(signable, &params)
-        .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}")))?
+        .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}").into()))?
         .into_parts();
     // botocore's order: the auth parameters, the session token, then the signature last.
     let mut url = base;
@@ -226,7 +225,7 @@ pub fn sigv4_headers(
     time: SystemTime,
 ) -> Result<Vec<(String, String)>> {
     let failed =
-        |e: &dyn fmt::Display| Error::Aws(format!("cannot sign the {service} request: {e}"));
+        |e: &dyn fmt::Display| Error::Aws(format!("cannot sign the {service} request: {e}").into());
     let identity = creds.identity();
     let params = v4::SigningParams::builder()
         .identity(&identity)
@@ -356,50 +355,55 @@ impl Aws {
     pub async fn describe_cluster(&self, name: &str) -> Result<Cluster> {
         let mut url = self.eks.clone();
         url.path_segments_mut()
-            .map_err(|()| Error::Aws(format!("EKS endpoint {} cannot take a path", self.eks)))?
+            .map_err(|()| {
+                Error::Aws(format!("EKS endpoint {} cannot take a path", self.eks).into())
+            })?
             .pop_if_empty()
             .extend(["clusters", name]);
-        let (status, headers, body) = retry(Backoff::AWS, || async {
-            self.calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let request = match self.signed_get(&url, "eks") {
-                Ok(r) => r,
-                Err(e) => return Attempt::Fail(e.to_string()),
-            };
-            match request.send().await {
-                Err(e) => Attempt::Retry(format!("EKS DescribeCluster: {}", describe(&e))),
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    // A body cut off by the request timeout is no answer: retried.
-                    let body = match net::answer_text(response, "EKS DescribeCluster", ANSWER_LIMIT)
-                        .await
-                    {
-                        Ok(body) => body,
-                        Err(outcome) => return outcome,
-                    };
-                    let kind = error_type(&headers, &body);
-                    if status.is_server_error()
-                        || status == StatusCode::TOO_MANY_REQUESTS
-                        || kind.contains("Throttl")
-                    {
-                        Attempt::Retry(format!(
-                            "EKS DescribeCluster: HTTP {status} {kind}: {}",
-                            error_message(&body)
-                        ))
-                    } else {
-                        Attempt::Done((status, headers, body))
+        let (status, headers, body) =
+            retry(Backoff::AWS, || async {
+                self.calls
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let request = match self.signed_get(&url, "eks") {
+                    Ok(r) => r,
+                    Err(e) => return Attempt::Fail(e.to_string().into()),
+                };
+                match request.send().await {
+                    Err(e) => Attempt::Retry(Failure::transport(e).context("EKS DescribeCluster")),
+                    Ok(response) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        // A body cut off by the request timeout is no answer: retried.
+                        let body =
+                            match http::answer_text(response, "EKS DescribeCluster", ANSWER_LIMIT)
+                                .await
+                            {
+                                Ok(body) => body,
+                                Err(outcome) => return outcome,
+                            };
+                        let kind = error_type(&headers, &body);
+                        if status.is_server_error()
+                            || status == StatusCode::TOO_MANY_REQUESTS
+                            || kind.contains("Throttl")
+                        {
+                            Attempt::Retry(Failure::answered(
+                                status,
+                                format!(
+                                    "EKS DescribeCluster: HTTP {status} {kind}: {}",
+                                    error_message(&body)
+                                ),
+                            ))
+                        } else {
+                            Attempt::Done((status, headers, body))
+                        }
                     }
                 }
-            }
-        })
-        .await
-        .map_err(Error::Aws)?;
+            })
+            .await
+            .map_err(Error::Aws)?;
         if status.is_success() {
             let parsed: DescribeClusterResponse = serde_json::from_str(&body).map_err(|e| {
-                Error::Aws(format!(
-                    "EKS DescribeCluster {name}: unexpected answer: {e}"
-                ))
+                Error::Aws(format!("EKS DescribeCluster {name}: unexpected answer: {e}").into())
             })?;
             return cluster_from(name, parsed.cluster);
         }
@@ -408,18 +412,25 @@ impl Aws {
         match kind.as_str() {
             "ResourceNotFoundException" => Ok(Cluster::Missing),
             _ if status == StatusCode::NOT_FOUND => Ok(Cluster::Missing),
-            "AccessDeniedException" | "AccessDenied" => Err(Error::Aws(format!(
-                "access denied to EKS DescribeCluster: grant `eks:DescribeCluster` on arn:aws:eks:{}:<account-id>:cluster/{name} (see examples/iam-policy.json); AWS said: {message}",
-                self.region
+            "AccessDeniedException" | "AccessDenied" => Err(Error::Aws(Failure::answered(
+                status,
+                format!(
+                    "access denied to EKS DescribeCluster: grant `eks:DescribeCluster` on arn:aws:eks:{}:<account-id>:cluster/{name} (see examples/iam-policy.json); AWS said: {message}",
+                    self.region
+                ),
             ))),
             "UnrecognizedClientException"
             | "InvalidSignatureException"
             | "ExpiredTokenException"
-            | "InvalidClientTokenId" => Err(Error::Aws(format!(
-                "AWS rejected the credentials ({kind}): {message}; check the role or the configure-aws-credentials step"
+            | "InvalidClientTokenId" => Err(Error::Aws(Failure::answered(
+                status,
+                format!(
+                    "AWS rejected the credentials ({kind}): {message}; check the role or the configure-aws-credentials step"
+                ),
             ))),
-            _ => Err(Error::Aws(format!(
-                "EKS DescribeCluster {name}: HTTP {status} {kind}: {message}"
+            _ => Err(Error::Aws(Failure::answered(
+                status,
+                format!("EKS DescribeCluster {name}: HTTP {status} {kind}: {message}"),
             ))),
         }
     }
@@ -461,26 +472,23 @@ fn cluster_from(name: &str, c: ClusterBody) -> Result<Cluster> {
         });
     }
     let endpoint = c.endpoint.ok_or_else(|| {
-        Error::Aws(format!(
-            "EKS cluster {name} is {status} but has no endpoint"
-        ))
+        Error::Aws(format!("EKS cluster {name} is {status} but has no endpoint").into())
     })?;
-    let endpoint = Url::parse(&endpoint)
-        .map_err(|e| Error::Aws(format!("EKS cluster {name}: endpoint `{endpoint}`: {e}")))?;
+    let endpoint = Url::parse(&endpoint).map_err(|e| {
+        Error::Aws(format!("EKS cluster {name}: endpoint `{endpoint}`: {e}").into())
+    })?;
     let data = c
         .certificate_authority
         .and_then(|ca| ca.data)
         .ok_or_else(|| {
-            Error::Aws(format!(
-                "EKS cluster {name} has no certificate authority data"
-            ))
+            Error::Aws(format!("EKS cluster {name} has no certificate authority data").into())
         })?;
     let ca_pem = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .map_err(|e| {
-            Error::Aws(format!(
-                "EKS cluster {name}: certificate authority data is not base64: {e}"
-            ))
+            Error::Aws(
+                format!("EKS cluster {name}: certificate authority data is not base64: {e}").into(),
+            )
         })?;
     Ok(Cluster::Active {
         arn: c.arn.unwrap_or_default(),
@@ -518,32 +526,37 @@ pub async fn github_oidc_token(
         {
             Ok(r) => r,
             Err(e) => {
-                return Attempt::Retry(format!("GitHub OIDC token request: {}", describe(&e)));
+                return Attempt::Retry(Failure::transport(e).context("GitHub OIDC token request"));
             }
         };
         let status = response.status();
         // A token is a few KB; the endpoint comes from the environment, but
         // what it answers is bounded all the same.
-        let body = match net::answer_text(response, "GitHub OIDC token request", ANSWER_LIMIT).await
-        {
-            Ok(body) => body,
-            Err(outcome) => return outcome,
-        };
+        let body =
+            match http::answer_text(response, "GitHub OIDC token request", ANSWER_LIMIT).await {
+                Ok(body) => body,
+                Err(outcome) => return outcome,
+            };
         match status {
             s if s.is_success() => Attempt::Done(body),
-            s if s.is_server_error() => {
-                Attempt::Retry(format!("GitHub OIDC token request: HTTP {s}"))
-            }
-            s => Attempt::Fail(format!(
-                "GitHub OIDC token request: HTTP {s}: {}",
-                body.trim().chars().take(200).collect::<String>()
+            s if s.is_server_error() => Attempt::Retry(Failure::answered(
+                s,
+                format!("GitHub OIDC token request: HTTP {s}"),
+            )),
+            s => Attempt::Fail(Failure::answered(
+                s,
+                format!(
+                    "GitHub OIDC token request: HTTP {s}: {}",
+                    body.trim().chars().take(200).collect::<String>()
+                ),
             )),
         }
     })
     .await
     .map_err(Error::Aws)?;
-    let parsed: TokenResponse = serde_json::from_str(&body)
-        .map_err(|e| Error::Aws(format!("GitHub OIDC token request: unexpected answer: {e}")))?;
+    let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| {
+        Error::Aws(format!("GitHub OIDC token request: unexpected answer: {e}").into())
+    })?;
     Ok(parsed.value)
 }
 
@@ -607,21 +620,25 @@ pub async fn assume_role_with_web_identity(
         {
             Ok(r) => r,
             Err(e) => {
-                return Attempt::Retry(format!("STS AssumeRoleWithWebIdentity: {}", describe(&e)));
+                return Attempt::Retry(
+                    Failure::transport(e).context("STS AssumeRoleWithWebIdentity"),
+                );
             }
         };
         let status = response.status();
-        let body =
-            match net::answer_text(response, "STS AssumeRoleWithWebIdentity", ANSWER_LIMIT).await {
-                Ok(body) => body,
-                Err(outcome) => return outcome,
-            };
+        let body = match http::answer_text(response, "STS AssumeRoleWithWebIdentity", ANSWER_LIMIT)
+            .await
+        {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
+        };
         let code = quick_xml::de::from_str::<StsErrorResponse>(&body)
             .map(|e| e.error.code)
             .unwrap_or_default();
         if status.is_server_error() || code == "Throttling" || code == "IDPCommunicationError" {
-            Attempt::Retry(format!(
-                "STS AssumeRoleWithWebIdentity: HTTP {status} {code}"
+            Attempt::Retry(Failure::answered(
+                status,
+                format!("STS AssumeRoleWithWebIdentity: HTTP {status} {code}"),
             ))
         } else {
             Attempt::Done((status, body))
@@ -631,9 +648,7 @@ pub async fn assume_role_with_web_identity(
     .map_err(Error::Aws)?;
     if status.is_success() {
         let parsed: AssumeRoleResponse = quick_xml::de::from_str(&body).map_err(|e| {
-            Error::Aws(format!(
-                "STS AssumeRoleWithWebIdentity: unexpected answer: {e}"
-            ))
+            Error::Aws(format!("STS AssumeRoleWithWebIdentity: unexpected answer: {e}").into())
         })?;
         let c = parsed.assume_role_with_web_identity_result.credentials;
         return Ok(Credentials {
@@ -659,8 +674,9 @@ pub async fn assume_role_with_web_identity(
         }
         _ => "",
     };
-    Err(Error::Aws(format!(
-        "STS AssumeRoleWithWebIdentity for {role_arn} failed: {code}: {message}{hint}"
+    Err(Error::Aws(Failure::answered(
+        status,
+        format!("STS AssumeRoleWithWebIdentity for {role_arn} failed: {code}: {message}{hint}"),
     )))
 }
 

@@ -9,10 +9,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
-use crate::net;
-use crate::pushgateway::describe;
+use crate::http;
 use crate::retry::{Attempt, Backoff, retry};
-use crate::{Error, Result};
+use crate::{Error, Failure, Result};
 
 /// A GitHub REST client; counts its calls so the summary can report them.
 #[derive(Debug)]
@@ -81,11 +80,13 @@ impl GitHub {
         let url = self.repo_url(repository, &[])?;
         let (body, _) = self.get_page(&url).await?;
         let v: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}").into()))?;
         v.get("default_branch")
             .and_then(|b| b.as_str())
             .map(String::from)
-            .ok_or_else(|| Error::GitHub(format!("GET {url}: no `default_branch` in the answer")))
+            .ok_or_else(|| {
+                Error::GitHub(format!("GET {url}: no `default_branch` in the answer").into())
+            })
     }
 
     /// Completed runs of `workflow` (a file name such as `deploy.yml`, or an
@@ -120,17 +121,17 @@ impl GitHub {
             pages += 1;
             let (body, link) = self.get_page(&url).await?;
             let page: RunsPage = serde_json::from_str(&body)
-                .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+                .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}").into()))?;
             runs.extend(page.workflow_runs);
             // The token goes with the next request: only to the API itself.
             if let Some(link) = link.as_ref().filter(|_| pages < max_pages)
-                && !net::under(&self.api, link)
+                && !http::under(&self.api, link)
             {
                 return Err(Error::GitHub(format!(
                     "GET {url}: the next page is on {}, outside the API at {}: not followed (the token is only sent to the API)",
-                    net::origin(link),
-                    net::origin(&self.api)
-                )));
+                    http::origin(link),
+                    http::origin(&self.api)
+                ).into()));
             }
             next = link;
         }
@@ -149,7 +150,7 @@ impl GitHub {
         let url = self.repo_url(repository, &["compare", &format!("{base}...{head}")])?;
         let (body, _) = self.get_page(&url).await?;
         let parsed: Compare = serde_json::from_str(&body)
-            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}").into()))?;
         let times: Vec<Timestamp> = parsed
             .commits
             .into_iter()
@@ -167,13 +168,13 @@ impl GitHub {
         let parts: Vec<&str> = repository.split('/').collect();
         let bad = |s: &str| s.is_empty() || s == "." || s == "..";
         if parts.len() != 2 || parts.iter().any(|p| bad(p)) || rest.iter().any(|p| bad(p)) {
-            return Err(Error::GitHub(format!(
-                "not a repository path: `{repository}` / {rest:?}"
-            )));
+            return Err(Error::GitHub(
+                format!("not a repository path: `{repository}` / {rest:?}").into(),
+            ));
         }
         let mut url = self.api.clone();
         url.path_segments_mut()
-            .map_err(|()| Error::GitHub(format!("API URL {} cannot take a path", self.api)))?
+            .map_err(|()| Error::GitHub(format!("API URL {} cannot take a path", self.api).into()))?
             .pop_if_empty()
             .push("repos")
             .extend(parts)
@@ -192,13 +193,14 @@ impl GitHub {
         let url = self.repo_url(repository, &["commits", sha])?;
         let (body, _) = self.get_page(&url).await?;
         let parsed: CommitResponse = serde_json::from_str(&body)
-            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}")))?;
+            .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}").into()))?;
         let date = parsed
             .commit
             .date()
-            .ok_or_else(|| Error::GitHub(format!("GET {url}: the commit has no date")))?;
-        date.parse()
-            .map_err(|_| Error::GitHub(format!("GET {url}: commit date `{date}` is not RFC 3339")))
+            .ok_or_else(|| Error::GitHub(format!("GET {url}: the commit has no date").into()))?;
+        date.parse().map_err(|_| {
+            Error::GitHub(format!("GET {url}: commit date `{date}` is not RFC 3339").into())
+        })
     }
 
     /// One GET: the body and the `Link: rel="next"` URL. 5xx and connection
@@ -218,7 +220,7 @@ impl GitHub {
             }
             let response = match request.send().await {
                 Ok(r) => r,
-                Err(e) => return Attempt::Retry(describe(&e)),
+                Err(e) => return Attempt::Retry(Failure::transport(e)),
             };
             let status = response.status();
             let headers = response.headers().clone();
@@ -229,40 +231,46 @@ impl GitHub {
             let limit = if status.is_success() {
                 PAGE_LIMIT
             } else {
-                net::ERROR_BODY_LIMIT
+                http::ERROR_BODY_LIMIT
             };
-            let body = match net::read_capped(response, limit).await {
+            let body = match http::read_capped(response, limit).await {
                 Ok(body) => body,
-                Err(e) => return Attempt::Retry(describe(&e)),
+                Err(e) => return Attempt::Retry(Failure::transport(e)),
             };
             if status.is_success() && !body.complete {
-                return Attempt::Fail(format!(
-                    "GET {url}: the answer is larger than {}: not read further",
-                    net::size(PAGE_LIMIT)
+                return Attempt::Fail(Failure::answered(
+                    status,
+                    format!(
+                        "GET {url}: the answer is larger than {}: not read further",
+                        http::size(PAGE_LIMIT)
+                    ),
                 ));
             }
             let body = match String::from_utf8(body.bytes) {
                 Ok(text) => text,
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             };
-            let detail = || match net::redirect_note(status, &headers) {
+            let detail = || match http::redirect_note(status, &headers) {
                 Some(note) => format!("GET {url}: HTTP {status}: {note}"),
-                None => format!("GET {url}: HTTP {status}: {}", first_line(&body)),
+                None => format!("GET {url}: HTTP {status}: {}", http::first_line(&body, 200)),
             };
             if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
                 return Attempt::RetryAfter(
-                    format!("GET {url}: rate limited (HTTP {status})"),
+                    Failure::answered(status, format!("GET {url}: rate limited (HTTP {status})")),
                     wait,
                 );
             }
             match status {
                 s if s.is_success() => Attempt::Done((body, next_link(&headers))),
-                s if s.is_server_error() => Attempt::Retry(detail()),
-                StatusCode::NOT_FOUND => Attempt::Fail(format!(
-                    "{} (is `github-token` allowed to read this repository?)",
-                    detail()
+                s if s.is_server_error() => Attempt::Retry(Failure::answered(status, detail())),
+                StatusCode::NOT_FOUND => Attempt::Fail(Failure::answered(
+                    status,
+                    format!(
+                        "{} (is `github-token` allowed to read this repository?)",
+                        detail()
+                    ),
                 )),
-                _ => Attempt::Fail(detail()),
+                _ => Attempt::Fail(Failure::answered(status, detail())),
             }
         })
         .await
@@ -319,12 +327,6 @@ fn next_link(headers: &HeaderMap) -> Option<Url> {
             .then(|| Url::parse(url.trim().trim_start_matches('<').trim_end_matches('>')).ok())
             .flatten()
     })
-}
-
-/// The first line of a response body, cut short: enough to say what went wrong.
-fn first_line(body: &str) -> String {
-    let line = body.lines().next().unwrap_or("").trim();
-    line.chars().take(200).collect()
 }
 
 #[cfg(test)]

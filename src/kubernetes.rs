@@ -9,7 +9,7 @@ use reqwest::Url;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::{Error, Result};
+use crate::{Error, Failure, Result};
 
 /// A kube client for the cluster at `endpoint`, trusting only the
 /// certificates in `ca_pem`, sending `token` as bearer.
@@ -21,9 +21,7 @@ pub fn client(endpoint: &Url, ca_pem: &[u8], token: &str) -> Result<kube::Client
         .map(|c| c.map(|c| c.as_ref().to_vec()))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| {
-            Error::Kubernetes(format!(
-                "the cluster's certificate authority is not PEM: {e}"
-            ))
+            Error::Kubernetes(format!("the cluster's certificate authority is not PEM: {e}").into())
         })?;
     if certs.is_empty() {
         return Err(Error::Kubernetes(
@@ -33,7 +31,7 @@ pub fn client(endpoint: &Url, ca_pem: &[u8], token: &str) -> Result<kube::Client
     let uri: http::Uri = endpoint
         .as_str()
         .parse()
-        .map_err(|e| Error::Kubernetes(format!("cluster endpoint `{endpoint}`: {e}")))?;
+        .map_err(|e| Error::Kubernetes(format!("cluster endpoint `{endpoint}`: {e}").into()))?;
     let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| Error::Kubernetes("the EKS token is not a valid header value".into()))?;
     bearer.set_sensitive(true);
@@ -44,18 +42,19 @@ pub fn client(endpoint: &Url, ca_pem: &[u8], token: &str) -> Result<kube::Client
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(10));
     kube::Client::try_from(config)
-        .map_err(|e| Error::Kubernetes(format!("cannot set up the client: {e}")))
+        .map_err(|e| Error::Kubernetes(format!("cannot set up the client: {e}").into()))
 }
 
 /// Why a list call failed, as the caller must treat it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ListError {
-    /// 404 on the resource: its CRD is not installed. That source is skipped.
+    /// 404 on the resource: its CRD is not installed. That source is skipped
+    /// with this warning.
     NotInstalled(String),
     /// 403: RBAC does not allow it; the message names the verb and resource to grant.
-    Forbidden(String),
+    Forbidden(Failure),
     /// Anything else, after retries.
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Items per list page: a few pages even for thousands of objects, and
@@ -82,8 +81,9 @@ pub async fn list(
             );
         }
         let body = get(client, &uri, what).await?;
-        let mut page: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ListError::Failed(format!("list {what}: unexpected answer: {e}")))?;
+        let mut page: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ListError::Failed(format!("list {what}: unexpected answer: {e}").into())
+        })?;
         if let Some(page_items) = page.get_mut("items").and_then(|i| i.as_array_mut()) {
             items.append(page_items);
         }
@@ -134,22 +134,22 @@ async fn get(
     let outcome = retry(Backoff::AWS, || async {
         let request = match http::Request::get(uri).body(kube::client::Body::empty()) {
             Ok(r) => r,
-            Err(e) => return Attempt::Done(Err(ListError::Failed(format!("list {what}: {e}")))),
+            Err(e) => return Attempt::Done(Err(ListError::Failed(format!("list {what}: {e}").into()))),
         };
         let response = match tokio::time::timeout(Duration::from_secs(10), client.send(request)).await {
-            Err(_) => return Attempt::Retry(format!("list {what}: timed out")),
-            Ok(Err(e)) => return Attempt::Retry(format!("list {what}: {e}")),
+            Err(_) => return Attempt::Retry(format!("list {what}: timed out").into()),
+            Ok(Err(e)) => return Attempt::Retry(format!("list {what}: {e}").into()),
             Ok(Ok(r)) => r,
         };
         let status = response.status();
-        let limit = if status.is_success() { PAGE_LIMIT } else { crate::net::ERROR_BODY_LIMIT };
+        let limit = if status.is_success() { PAGE_LIMIT } else { crate::http::ERROR_BODY_LIMIT };
         let body = match read_capped(response.into_body(), limit).await {
             Ok((b, complete)) if complete || !status.is_success() => b,
-            Ok(_) => return Attempt::Done(Err(ListError::Failed(format!(
+            Ok(_) => return Attempt::Done(Err(ListError::Failed(Failure::answered(status, format!(
                 "list {what}: a page of the answer is larger than {}: not read further",
-                crate::net::size(PAGE_LIMIT)
-            )))),
-            Err(e) => return Attempt::Retry(format!("list {what}: reading the answer: {e}")),
+                crate::http::size(PAGE_LIMIT)
+            ))))),
+            Err(e) => return Attempt::Retry(format!("list {what}: reading the answer: {e}").into()),
         };
         let message = || {
             serde_json::from_slice::<serde_json::Value>(&body)
@@ -160,16 +160,16 @@ async fn get(
         let refused = |e: ListError| Attempt::Done(Err(e));
         match status.as_u16() {
             200..=299 => Attempt::Done(Ok(body)),
-            401 => refused(ListError::Failed(format!(
+            401 => refused(ListError::Failed(Failure::answered(status, format!(
                 "list {what}: the API server rejected the EKS token (401): give the action's IAM role access to the cluster (an EKS access entry, or aws-auth)"
-            ))),
-            403 => refused(ListError::Forbidden(format!(
+            )))),
+            403 => refused(ListError::Forbidden(Failure::answered(status, format!(
                 "list {what}: forbidden (403): grant `list` on `{what}` (examples/rbac.yaml): {}",
                 message()
-            ))),
+            )))),
             404 => refused(ListError::NotInstalled(format!("{what} is not installed in the cluster (404 on its API): skipped"))),
-            429 | 500..=599 => Attempt::Retry(format!("list {what}: HTTP {status}: {}", message())),
-            _ => refused(ListError::Failed(format!("list {what}: HTTP {status}: {}", message()))),
+            429 | 500..=599 => Attempt::Retry(Failure::answered(status, format!("list {what}: HTTP {status}: {}", message()))),
+            _ => refused(ListError::Failed(Failure::answered(status, format!("list {what}: HTTP {status}: {}", message())))),
         }
     })
     .await;

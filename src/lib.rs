@@ -19,9 +19,11 @@
 //!   STS, EKS and the EKS token), [`kubernetes`] (the cluster's API server),
 //!   [`pushgateway`] (directly, or through the API server's service proxy),
 //!   [`remote_write`] (Prometheus remote-write to a durable store).
-//! - [`net`] holds what every HTTP client shares about answers it cannot
-//!   trust: no credential follows a URL off its origin, no body is read
-//!   past its bound. [`retry`] is the shared retry bound.
+//! - [`http`] holds what every HTTP client shares: the client setup, the
+//!   structured [`Failure`] each outside system's error carries (status,
+//!   message, cause), and the rules for answers it cannot trust: no
+//!   credential follows a URL off its origin, no body is read past its
+//!   bound. [`retry`] is the shared retry bound.
 //! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
 
 pub mod actions;
@@ -30,9 +32,9 @@ pub mod cluster;
 pub mod dora;
 pub mod duration;
 pub mod github;
+pub mod http;
 pub mod inputs;
 pub mod kubernetes;
-pub mod net;
 pub mod payload;
 pub mod pushgateway;
 pub mod remote_write;
@@ -52,19 +54,23 @@ pub enum Error {
     Payload { path: String, message: String },
     /// The Pushgateway refused or could not be reached within the retry bound.
     #[error("pushgateway: {0}")]
-    Pushgateway(String),
+    Pushgateway(#[source] Failure),
     /// The remote-write store refused or could not be reached within the retry bound.
     #[error("remote-write: {0}")]
-    RemoteWrite(String),
+    RemoteWrite(#[source] Failure),
     /// GitHub REST failed in a way that cannot be degraded to a warning.
     #[error("github api: {0}")]
-    GitHub(String),
+    GitHub(#[source] Failure),
     /// AWS (credentials, STS, EKS) refused or could not be reached.
     #[error("aws: {0}")]
-    Aws(String),
+    Aws(#[source] Failure),
     /// The Kubernetes API server refused or could not be reached.
     #[error("kubernetes: {0}")]
-    Kubernetes(String),
+    Kubernetes(#[source] Failure),
+    /// The action could not set up its own HTTP client (no outside system
+    /// was contacted): always fatal, `fail-on-error: false` does not hide it.
+    #[error("setup: {0}")]
+    Setup(#[source] Failure),
     /// Writing the runner's output or summary file failed.
     #[error("runner file {path}: {message}")]
     Runner { path: String, message: String },
@@ -89,5 +95,39 @@ impl Error {
     }
 }
 
+pub use crate::http::Failure;
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_setup_failure_is_never_hidden_as_a_delivery_failure() {
+        // `fail-on-error: false` turns delivery failures into warnings; a
+        // client the action could not even build is not one of them.
+        assert!(
+            !Error::Setup(Failure::new("cannot set up HTTP: no TLS roots")).is_delivery_failure()
+        );
+        assert!(Error::Pushgateway(Failure::new("push: HTTP 500")).is_delivery_failure());
+        assert!(!Error::Aws(Failure::new("access denied")).is_delivery_failure());
+    }
+
+    #[test]
+    fn an_outside_system_error_reads_as_before_and_keeps_its_status() {
+        let e = Error::Pushgateway(Failure::answered(
+            reqwest::StatusCode::BAD_REQUEST,
+            "push: HTTP 400 Bad Request: text format parsing error",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "pushgateway: push: HTTP 400 Bad Request: text format parsing error"
+        );
+        let Error::Pushgateway(f) = e else {
+            unreachable!()
+        };
+        assert_eq!(f.status, Some(reqwest::StatusCode::BAD_REQUEST));
+    }
+}

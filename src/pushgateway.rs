@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use http::Method;
 use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use crate::dora::{SmallMap, StoredGroup};
+use crate::http::{self, describe};
 use crate::inputs::ServiceRef;
-use crate::net;
 use crate::retry::{Attempt, Backoff, retry};
-use crate::{Error, Result};
+use crate::{Error, Failure, Result};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -135,7 +135,7 @@ impl Transport {
                 base,
                 endpoint,
             } => {
-                let mut request = http::Request::builder()
+                let mut request = ::http::Request::builder()
                     .method(method)
                     .uri(format!("{base}{path}"));
                 if body.is_some() {
@@ -159,7 +159,7 @@ impl Transport {
 /// An HTTP answer whose body has not been read yet.
 enum Answer {
     Http(reqwest::Response),
-    Proxied(http::Response<kube::client::Body>),
+    Proxied(::http::Response<kube::client::Body>),
 }
 
 impl Answer {
@@ -190,20 +190,20 @@ impl Answer {
 
     /// The body up to `limit` bytes (for the small answers: pushes, deletes,
     /// errors); reading stops there, so a huge or endless body costs `limit`.
-    async fn bytes(mut self, limit: usize) -> std::result::Result<net::Capped, String> {
+    async fn bytes(mut self, limit: usize) -> std::result::Result<http::Capped, String> {
         let mut bytes = Vec::new();
         while let Some(chunk) = self.chunk().await? {
             let room = limit - bytes.len();
             if chunk.len() > room {
                 bytes.extend_from_slice(&chunk[..room]);
-                return Ok(net::Capped {
+                return Ok(http::Capped {
                     bytes,
                     complete: false,
                 });
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(net::Capped {
+        Ok(http::Capped {
             bytes,
             complete: true,
         })
@@ -212,8 +212,8 @@ impl Answer {
     /// Where a redirect the client did not follow points, if this is one.
     fn redirect_note(&self) -> Option<String> {
         match self {
-            Answer::Http(r) => net::redirect_note(r.status(), r.headers()),
-            Answer::Proxied(r) => net::redirect_note(r.status(), r.headers()),
+            Answer::Http(r) => http::redirect_note(r.status(), r.headers()),
+            Answer::Proxied(r) => http::redirect_note(r.status(), r.headers()),
         }
     }
 }
@@ -342,26 +342,28 @@ impl Pushgateway {
                 .await
             {
                 Ok(answer) => answer,
-                Err(e) => return Attempt::Retry(format!("{WHAT}: {e}")),
+                Err(e) => return Attempt::Retry(format!("{WHAT}: {e}").into()),
             };
             if !answer.status().is_success() {
-                return self.refused(WHAT, answer, None).await;
+                return self.refused(WHAT, answer).await;
             }
             let mut stream = GroupStream::default();
             loop {
                 match answer.chunk().await {
                     Ok(Some(chunk)) => {
                         if let Err(e) = stream.feed(&chunk) {
-                            return Attempt::Fail(format!("GET api/v1/metrics: {e}"));
+                            return Attempt::Fail(format!("GET api/v1/metrics: {e}").into());
                         }
                     }
                     Ok(None) => break,
-                    Err(e) => return Attempt::Retry(format!("{WHAT}: reading the answer: {e}")),
+                    Err(e) => {
+                        return Attempt::Retry(format!("{WHAT}: reading the answer: {e}").into());
+                    }
                 }
             }
             match stream.finish() {
                 Ok(groups) => Attempt::Done(groups),
-                Err(e) => Attempt::Fail(format!("GET api/v1/metrics: {e}")),
+                Err(e) => Attempt::Fail(format!("GET api/v1/metrics: {e}").into()),
             }
         })
         .await
@@ -385,13 +387,17 @@ impl Pushgateway {
         fresh: bool,
     ) -> Result<()> {
         let path = group_path(job, grouping.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let (pushed, last_status) = self
-            .send_answered("push", Method::PUT, &path, Some(exposition))
+        let pushed = self
+            .send("push", Method::PUT, &path, Some(exposition))
             .await;
-        if pushed.is_err()
+        let rejected = |e: &Error| match e {
+            Error::Pushgateway(f) => f
+                .status
+                .is_some_and(|s| s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS),
+            _ => false,
+        };
+        if pushed.as_ref().is_err_and(rejected)
             && fresh
-            && last_status
-                .is_some_and(|s| s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS)
             && self
                 .send("delete", Method::DELETE, &path, None)
                 .await
@@ -417,70 +423,51 @@ impl Pushgateway {
 
     /// Sends a request with the retry policy: connection errors, timeouts,
     /// 429 and 5xx are retried; any other non-2xx is final.
+    /// The failure's status is the Pushgateway's own answer; none when it
+    /// never answered or the API server refused the request itself.
     async fn send(&self, what: &str, method: Method, path: &str, body: Option<&str>) -> Result<()> {
-        self.send_answered(what, method, path, body).await.0
-    }
-
-    /// [`Pushgateway::send`], also returning the status of the Pushgateway's
-    /// last answer (none when it never answered, or the API server refused
-    /// the request itself).
-    async fn send_answered(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        body: Option<&str>,
-    ) -> (Result<()>, Option<StatusCode>) {
-        let last_status = std::cell::Cell::new(None);
-        let result = retry(self.backoff, || async {
+        retry(self.backoff, || async {
             let answer = match self.transport.send(method.clone(), path, body).await {
                 Ok(answer) => answer,
-                Err(e) => return Attempt::Retry(format!("{what}: {e}")),
+                Err(e) => return Attempt::Retry(format!("{what}: {e}").into()),
             };
             if answer.status().is_success() {
                 // The connection is reused only once the body is read to its
                 // end; a push's answer is empty, so a few KB are plenty.
-                return match answer.bytes(net::ERROR_BODY_LIMIT).await {
+                return match answer.bytes(http::ERROR_BODY_LIMIT).await {
                     Ok(_) => Attempt::Done(()),
-                    Err(e) => Attempt::Retry(format!("{what}: reading the answer: {e}")),
+                    Err(e) => Attempt::Retry(format!("{what}: reading the answer: {e}").into()),
                 };
             }
-            self.refused(what, answer, Some(&last_status)).await
+            self.refused(what, answer).await
         })
         .await
-        .map_err(Error::Pushgateway);
-        (result, last_status.get())
+        .map_err(Error::Pushgateway)
     }
 
     /// A non-2xx answer as an attempt's outcome: 429 and 5xx are retried,
     /// the rest is final. Through the service proxy, the API server's own
-    /// refusals are worded as such.
-    /// `last`, if given, gets the status when the Pushgateway (not the API
-    /// server) gave it.
-    async fn refused<T>(
-        &self,
-        what: &str,
-        answer: Answer,
-        last: Option<&std::cell::Cell<Option<StatusCode>>>,
-    ) -> Attempt<T> {
+    /// refusals are worded as such (and carry no status: the Pushgateway
+    /// did not answer).
+    async fn refused<T>(&self, what: &str, answer: Answer) -> Attempt<T> {
         let status = answer.status();
         let redirect = answer.redirect_note();
-        let text = match answer.bytes(net::ERROR_BODY_LIMIT).await {
+        let text = match answer.bytes(http::ERROR_BODY_LIMIT).await {
             Ok(body) => body.text(),
             Err(e) => format!("(unreadable answer: {e})"),
         };
         if let Some(note) = redirect {
-            return Attempt::Fail(format!("{what}: HTTP {status}: {note}"));
+            return Attempt::Fail(Failure::answered(
+                status,
+                format!("{what}: HTTP {status}: {note}"),
+            ));
         }
         if let (Transport::ServiceProxy { .. }, Some(refusal)) =
             (&self.transport, api_server_refusal(status, &text))
         {
-            return Attempt::Fail(format!("{what}: {refusal}"));
+            return Attempt::Fail(format!("{what}: {refusal}").into());
         }
-        if let Some(last) = last {
-            last.set(Some(status));
-        }
-        let detail = format!("{what}: HTTP {status}: {}", text.trim());
+        let detail = Failure::answered(status, format!("{what}: HTTP {status}: {}", text.trim()));
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             Attempt::Retry(detail)
         } else {
@@ -509,26 +496,6 @@ fn api_server_refusal(status: StatusCode, body: &str) -> Option<String> {
         ),
         _ => return None,
     })
-}
-
-/// A reqwest error in one line, with its cause (reqwest's own text omits it).
-pub fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    if let Some(url) = e.url() {
-        text.push_str(&format!(" to {}", url.as_str()));
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 /// Parses `GET /api/v1/metrics` (`{"status":"success","data":[group, ...]}`;

@@ -25,10 +25,9 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Client, StatusCode, Url};
 
 use crate::aws::{self, Credentials};
-use crate::net;
-use crate::pushgateway::describe;
+use crate::http;
 use crate::retry::{Attempt, Backoff, retry};
-use crate::{Error, Result};
+use crate::{Error, Failure, Result};
 
 /// `prometheus.WriteRequest` (remote-write 1.0). Field 3 (metadata) is not sent.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -229,11 +228,11 @@ impl RemoteWrite {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let request = match self.request(&body) {
                 Ok(r) => r,
-                Err(e) => return Attempt::Fail(e.to_string()),
+                Err(e) => return Attempt::Fail(e.to_string().into()),
             };
             let response = match request.send().await {
                 Ok(r) => r,
-                Err(e) => return Attempt::Retry(describe(&e)),
+                Err(e) => return Attempt::Retry(Failure::transport(e)),
             };
             let status = response.status();
             let retry_after = response
@@ -242,11 +241,11 @@ impl RemoteWrite {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            if let Some(note) = net::redirect_note(status, response.headers()) {
-                return Attempt::Fail(format!("HTTP {status}: {note}"));
+            if let Some(note) = http::redirect_note(status, response.headers()) {
+                return Attempt::Fail(format!("HTTP {status}: {note}").into());
             }
             // A receiver's answer is empty or one line; read no more than a few KB of it.
-            let text = match net::read_capped(response, net::ERROR_BODY_LIMIT).await {
+            let text = match http::read_capped(response, http::ERROR_BODY_LIMIT).await {
                 Ok(body) => body.text(),
                 Err(_) => String::new(),
             };
@@ -254,11 +253,14 @@ impl RemoteWrite {
         })
         .await
         .map_err(|e| {
-            Error::RemoteWrite(format!(
-                "{}: {samples} samples of {} events not written: {e}",
-                self.display_url(),
-                units.len()
-            ))
+            Error::RemoteWrite(
+                format!(
+                    "{}: {samples} samples of {} events not written: {e}",
+                    self.display_url(),
+                    units.len()
+                )
+                .into(),
+            )
         })
     }
 
@@ -342,7 +344,7 @@ fn classify(
 ) -> Attempt<Answer> {
     let lower = text.to_ascii_lowercase();
     let says = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    let detail = || format!("HTTP {status}: {}", first_line(text));
+    let detail = || format!("HTTP {status}: {}", http::first_line(text, 300));
     if status.is_success() {
         return Attempt::Done(Answer::Stored);
     }
@@ -354,9 +356,12 @@ fn classify(
         "timestamp-too-old",
         "too far in the past",
     ]) {
-        return Attempt::Fail(format!(
-            "the store refuses samples this old ({}): it keeps only recent samples; allow older ones (Prometheus: `storage.tsdb.out_of_order_time_window`; Mimir: `out_of_order_time_window`) or shorten `lookback`",
-            detail()
+        return Attempt::Fail(Failure::answered(
+            status,
+            format!(
+                "the store refuses samples this old ({}): it keeps only recent samples; allow older ones (Prometheus: `storage.tsdb.out_of_order_time_window`; Mimir: `out_of_order_time_window`) or shorten `lookback`",
+                detail()
+            ),
         ));
     }
     if matches!(status, StatusCode::BAD_REQUEST | StatusCode::CONFLICT)
@@ -372,29 +377,26 @@ fn classify(
     }
     match status {
         StatusCode::TOO_MANY_REQUESTS => match retry_after {
-            Some(wait) => Attempt::RetryAfter(detail(), wait),
-            None => Attempt::Retry(detail()),
+            Some(wait) => Attempt::RetryAfter(Failure::answered(status, detail()), wait),
+            None => Attempt::Retry(Failure::answered(status, detail())),
         },
-        s if s.is_server_error() => Attempt::Retry(detail()),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Attempt::Fail(format!(
-            "the store refused the request ({}) with auth `{}`: check the `remote-write-*` credentials (Amazon Managed Service for Prometheus: the role needs `aps:RemoteWrite` on the workspace)",
-            detail(),
-            auth.name()
+        s if s.is_server_error() => Attempt::Retry(Failure::answered(status, detail())),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Attempt::Fail(Failure::answered(
+            status,
+            format!(
+                "the store refused the request ({}) with auth `{}`: check the `remote-write-*` credentials (Amazon Managed Service for Prometheus: the role needs `aps:RemoteWrite` on the workspace)",
+                detail(),
+                auth.name()
+            ),
         )),
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Attempt::Fail(format!(
-            "no remote-write receiver at this URL ({}): check `remote-write-url` (Prometheus needs `--web.enable-remote-write-receiver` and the path /api/v1/write)",
-            detail()
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Attempt::Fail(Failure::answered(
+            status,
+            format!(
+                "no remote-write receiver at this URL ({}): check `remote-write-url` (Prometheus needs `--web.enable-remote-write-receiver` and the path /api/v1/write)",
+                detail()
+            ),
         )),
-        _ => Attempt::Fail(detail()),
-    }
-}
-
-/// The first line of an answer, cut to a readable length.
-fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or("");
-    match line.char_indices().nth(300) {
-        Some((i, _)) => format!("{}…", &line[..i]),
-        None => line.to_string(),
+        _ => Attempt::Fail(Failure::answered(status, detail())),
     }
 }
 
@@ -483,7 +485,7 @@ mod tests {
             (400, "err-mimir-sample-timestamp-too-old"),
         ] {
             match c(s, t) {
-                Attempt::Fail(e) => assert!(e.contains("out_of_order_time_window"), "{e}"),
+                Attempt::Fail(e) => assert!(e.message.contains("out_of_order_time_window"), "{e}"),
                 _ => panic!("{s} {t} should fail"),
             }
         }
@@ -494,11 +496,14 @@ mod tests {
             Attempt::RetryAfter(_, d) if d == Duration::from_secs(3)
         ));
         match c(403, "denied") {
-            Attempt::Fail(e) => assert!(e.contains("aps:RemoteWrite"), "{e}"),
+            Attempt::Fail(e) => assert!(e.message.contains("aps:RemoteWrite"), "{e}"),
             _ => panic!("403 should fail"),
         }
         match c(404, "404 page not found") {
-            Attempt::Fail(e) => assert!(e.contains("--web.enable-remote-write-receiver"), "{e}"),
+            Attempt::Fail(e) => assert!(
+                e.message.contains("--web.enable-remote-write-receiver"),
+                "{e}"
+            ),
             _ => panic!("404 should fail"),
         }
         assert!(matches!(c(400, "invalid label"), Attempt::Fail(_)));

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::http::Failure;
+
 /// How long to keep trying: delays double from `first` up to `max_delay`,
 /// and no new attempt starts once `budget` would be exceeded by waiting.
 #[derive(Debug, Clone, Copy)]
@@ -46,22 +48,30 @@ impl Backoff {
 /// The outcome of one attempt.
 pub enum Attempt<T> {
     Done(T),
-    /// Worth trying again (connection refused, timeout, 5xx); the text says what happened.
-    Retry(String),
+    /// Worth trying again (connection refused, timeout, 5xx); the failure says what happened.
+    Retry(Failure),
     /// The server said when to try again (a rate limit): wait that long, if the budget allows.
-    RetryAfter(String, Duration),
+    RetryAfter(Failure, Duration),
     /// Trying again cannot help (4xx, malformed answer).
-    Fail(String),
+    Fail(Failure),
+}
+
+/// `failure` with a note about the retries appended to its message; its
+/// status and cause are kept (they are the last attempt's).
+fn gave_up(mut failure: Failure, note: String) -> Failure {
+    failure.message = format!("{} ({note})", failure.message);
+    failure
 }
 
 /// Runs `op` until it is done, fails for good, or the budget is spent. The
-/// error of the last attempt is returned with the number of attempts made.
+/// failure of the last attempt is returned, its message saying how many
+/// attempts were made.
 ///
 /// The budget is a hard bound on the whole call, not only on when the last
 /// attempt may start: an attempt still running when the budget runs out
 /// (a server that never answers, each attempt waiting out its own request
 /// timeout) is cut there. So a documented "about 30 s" is never 40.
-pub async fn retry<T, F, Fut>(policy: Backoff, mut op: F) -> Result<T, String>
+pub async fn retry<T, F, Fut>(policy: Backoff, mut op: F) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Attempt<T>>,
@@ -69,19 +79,18 @@ where
     let start = Instant::now();
     let mut delay = policy.first;
     let mut attempts = 0;
-    let mut last_error = String::new();
+    let mut last_error: Option<Failure> = None;
     loop {
         attempts += 1;
         let remaining = policy.budget.saturating_sub(start.elapsed());
         let Ok(outcome) = tokio::time::timeout(remaining, op()).await else {
-            let what = if last_error.is_empty() {
-                "no answer".to_string()
-            } else {
-                last_error
-            };
-            return Err(format!(
-                "{what} (gave up after {attempts} attempts in {:.0?}: the last one did not finish within the retry budget)",
+            let note = format!(
+                "gave up after {attempts} attempts in {:.0?}: the last one did not finish within the retry budget",
                 start.elapsed()
+            );
+            return Err(gave_up(
+                last_error.unwrap_or_else(|| Failure::new("no answer")),
+                note,
             ));
         };
         match outcome {
@@ -89,27 +98,29 @@ where
             Attempt::Fail(e) => return Err(e),
             Attempt::RetryAfter(e, wait) => {
                 if start.elapsed() + wait > policy.budget {
-                    return Err(format!(
-                        "{e} (the server asks to wait {}s, longer than this action waits)",
+                    let note = format!(
+                        "the server asks to wait {}s, longer than this action waits",
                         wait.as_secs()
-                    ));
+                    );
+                    return Err(gave_up(e, note));
                 }
                 tracing::info!("waiting {wait:?} as the server asks: {e}");
                 tokio::time::sleep(wait).await;
-                last_error = e;
+                last_error = Some(e);
             }
             Attempt::Retry(e) => {
                 if start.elapsed() + delay > policy.budget {
                     let plural = if attempts == 1 { "" } else { "s" };
-                    return Err(format!(
-                        "{e} (gave up after {attempts} attempt{plural} in {:.0?})",
+                    let note = format!(
+                        "gave up after {attempts} attempt{plural} in {:.0?}",
                         start.elapsed()
-                    ));
+                    );
+                    return Err(gave_up(e, note));
                 }
                 tracing::debug!("retrying in {delay:?}: {e}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(policy.max_delay);
-                last_error = e;
+                last_error = Some(e);
             }
         }
     }
@@ -135,7 +146,7 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(out, Ok(3));
+        assert_eq!(out.map_err(|e| e.message), Ok(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -146,7 +157,7 @@ mod tests {
             async { Attempt::Fail("400 bad line".into()) }
         })
         .await;
-        assert_eq!(out, Err("400 bad line".into()));
+        assert_eq!(out.map_err(|e| e.message), Err("400 bad line".to_string()));
         assert_eq!(calls.get(), 1);
     }
 
@@ -166,13 +177,13 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(out, Ok(2));
+        assert_eq!(out.map_err(|e| e.message), Ok(2));
         assert_eq!(start.elapsed(), Duration::from_secs(30));
         let out: Result<(), _> = retry(Backoff::GITHUB_HISTORY, || async {
             Attempt::RetryAfter("rate limited".into(), Duration::from_secs(3_600))
         })
         .await;
-        assert!(out.unwrap_err().contains("asks to wait 3600s"));
+        assert!(out.unwrap_err().message.contains("asks to wait 3600s"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -191,7 +202,7 @@ mod tests {
         // 0–10 s, 10.5–20.5 s, 21.5 s until the budget ends at 30 s (not 31.5 s).
         assert_eq!(start.elapsed(), Backoff::PUSHGATEWAY.budget);
         assert_eq!(calls.get(), 3);
-        let err = out.unwrap_err();
+        let err = out.unwrap_err().message;
         assert!(
             err.starts_with("push: timed out (gave up after 3 attempts in 30s"),
             "{err}"
@@ -207,7 +218,7 @@ mod tests {
             async { Attempt::Retry("connection refused".into()) }
         })
         .await;
-        let err = out.unwrap_err();
+        let err = out.unwrap_err().message;
         assert!(
             err.starts_with("connection refused (gave up after"),
             "{err}"
@@ -219,5 +230,22 @@ mod tests {
         );
         // 0.5 + 1 + 2 + 4 + 8 + 8 = 23.5 s of waiting; the next 8 s would pass 30 s.
         assert_eq!(calls.get(), 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_answer_s_status_and_cause_survive_giving_up() {
+        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || async {
+            Attempt::Retry(Failure::answered(
+                reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                "push: HTTP 503",
+            ))
+        })
+        .await;
+        let err = out.unwrap_err();
+        assert_eq!(err.status, Some(reqwest::StatusCode::SERVICE_UNAVAILABLE));
+        assert!(
+            err.message.starts_with("push: HTTP 503 (gave up after"),
+            "{err}"
+        );
     }
 }

@@ -14,16 +14,16 @@ use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::cluster;
 use crate::dora;
 use crate::github::GitHub;
+use crate::http;
 use crate::inputs::{Branches, Inputs, Kustomizations, Mode, RemoteAuth, RemoteWriteTarget};
 use crate::kubernetes;
 use crate::kubernetes::ListError;
-use crate::net;
 use crate::payload::{self, Observation, Rules};
 use crate::pushgateway::{self, Listing, Pushgateway, Transport};
 use crate::remote_write::{self, RemoteWrite};
 use crate::report::{ClusterState, RemoteWriteState, Report};
 use crate::retry::Backoff;
-use crate::{Error, Result};
+use crate::{Error, Failure, Result};
 use futures_util::StreamExt;
 
 /// The runner's context, from the `GITHUB_*` variables.
@@ -259,7 +259,8 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
 
     // One client for every outside system: redirects to another origin are
     // not followed, so no credential leaves the URL it was given for (net).
-    let http = net::client().map_err(|e| Error::Pushgateway(format!("cannot set up HTTP: {e}")))?;
+    let http =
+        http::client().map_err(|e| Error::Setup(format!("cannot set up HTTP: {e}").into()))?;
     // The cluster is checked before anything else is called or pushed: a
     // missing or unready cluster ends the run here, with no further call.
     let Reach {
@@ -951,7 +952,7 @@ async fn deliver(
         report.warnings.push(format!(
             "{} stored groups larger than {} were skipped unread (the groups this action writes are a few KB)",
             listing.skipped,
-            net::size(pushgateway::GROUP_LIMIT)
+            http::size(pushgateway::GROUP_LIMIT)
         ));
     }
     let stored = listing.groups;
@@ -1046,25 +1047,25 @@ async fn deliver(
         .buffer_unordered(PUSH_CONCURRENCY)
         .collect()
         .await;
-    let failed: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
-    match failed.len() {
-        0 => Ok(()),
-        n => {
-            let first = failed
-                .into_iter()
-                .next()
-                // Its text without the `pushgateway: ` the whole error starts with already.
-                .map(|e| match e {
-                    Error::Pushgateway(text) => text,
-                    other => other.to_string(),
-                })
-                .unwrap_or_default();
-            Err(Error::Pushgateway(format!(
-                "{n} of {} groups not pushed; first: {first}",
-                to_push.len()
-            )))
-        }
-    }
+    let mut failed = results.into_iter().filter_map(Result::err);
+    let Some(first) = failed.next() else {
+        return Ok(());
+    };
+    let n = 1 + failed.count();
+    // The first failure, its status and cause kept, its text without the
+    // `pushgateway: ` the whole error starts with already.
+    let first = match first {
+        Error::Pushgateway(failure) => failure,
+        other => Failure::new(other.to_string()),
+    };
+    Err(Error::Pushgateway(Failure {
+        message: format!(
+            "{n} of {} groups not pushed; first: {}",
+            to_push.len(),
+            first.message
+        ),
+        ..first
+    }))
 }
 
 /// This job's groups stored by the previous version (`branch`, no `ref`)
@@ -1218,9 +1219,9 @@ async fn aws_credentials(
             token_file,
         } => {
             let token = tokio::fs::read_to_string(&token_file).await.map_err(|e| {
-                Error::Aws(format!(
-                    "AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: cannot read: {e}"
-                ))
+                Error::Aws(
+                    format!("AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: cannot read: {e}").into(),
+                )
             })?;
             let token = token.trim();
             actions::mask(token);

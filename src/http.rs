@@ -1,7 +1,6 @@
-//! What every HTTP client of the action shares about answers it cannot
-//! trust: which URLs a credential may follow, and how much of a body is read.
-//!
-//! Two rules, applied in one place so that no client can forget them:
+//! What every HTTP client of the action shares: one client setup, one
+//! structured [`Failure`], and two rules about answers it cannot trust,
+//! applied in one place so that no client can forget them:
 //!
 //! - **A credential never leaves its origin.** A URL taken from an answer
 //!   (a redirect's `Location`, GitHub's pagination `Link`) is followed only
@@ -19,7 +18,92 @@
 use std::time::Duration;
 
 use reqwest::redirect::{Action, Attempt, Policy};
-use reqwest::{Client, Url};
+use reqwest::{Client, StatusCode, Url};
+
+/// What went wrong talking to an outside system, as data: the HTTP status
+/// when the system answered (none for a transport failure, a malformed
+/// answer, or a refusal by something in between such as the Kubernetes API
+/// server in front of a proxied service), the message shown to the user
+/// (one line, naming the request), and the transport error it came from.
+///
+/// Each outside system's [`crate::Error`] variant carries one, so a caller
+/// decides on the status (a rejected push is cleaned up only after a 4xx)
+/// instead of reading its own error text back.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub status: Option<StatusCode>,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Failure {
+    /// A failure that is only words: a malformed answer, a local check.
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            status: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The system answered with `status`; `message` says what it said.
+    pub fn answered(status: StatusCode, message: impl Into<String>) -> Self {
+        Failure {
+            status: Some(status),
+            ..Failure::new(message)
+        }
+    }
+
+    /// The request got no usable answer (refused, timed out, cut off):
+    /// [`describe`] words the cause; [`Failure::context`] names the request.
+    pub fn transport(e: reqwest::Error) -> Self {
+        Failure {
+            status: None,
+            message: describe(&e),
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// The same failure, its message with `prefix: ` in front.
+    pub fn context(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::new(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::new(message)
+    }
+}
+
+/// A reqwest error in one line, with its cause (reqwest's own text omits it).
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    if let Some(url) = e.url() {
+        text.push_str(&format!(" to {}", url.as_str()));
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
 
 /// How much of an error answer is read: its first lines say what went wrong.
 pub const ERROR_BODY_LIMIT: usize = 8 * 1024;
@@ -154,7 +238,10 @@ pub async fn answer_text<T>(
     use crate::retry::Attempt;
     let status = response.status();
     if let Some(note) = redirect_note(status, response.headers()) {
-        return Err(Attempt::Fail(format!("{what}: HTTP {status}: {note}")));
+        return Err(Attempt::Fail(Failure::answered(
+            status,
+            format!("{what}: HTTP {status}: {note}"),
+        )));
     }
     let limit = if status.is_success() {
         success_limit
@@ -162,13 +249,13 @@ pub async fn answer_text<T>(
         ERROR_BODY_LIMIT
     };
     match read_capped(response, limit).await {
-        Err(e) => Err(Attempt::Retry(format!(
-            "{what}: {}",
-            crate::pushgateway::describe(&e)
-        ))),
-        Ok(body) if status.is_success() && !body.complete => Err(Attempt::Fail(format!(
-            "{what}: the answer is larger than {}: not read further",
-            size(limit)
+        Err(e) => Err(Attempt::Retry(Failure::transport(e).context(what))),
+        Ok(body) if status.is_success() && !body.complete => Err(Attempt::Fail(Failure::answered(
+            status,
+            format!(
+                "{what}: the answer is larger than {}: not read further",
+                size(limit)
+            ),
         ))),
         Ok(body) => Ok(body.text()),
     }
