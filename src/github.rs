@@ -329,6 +329,78 @@ fn next_link(headers: &HeaderMap) -> Option<Url> {
     })
 }
 
+/// Fetches the job's GitHub OIDC token for `audience` (the runner's
+/// `ACTIONS_ID_TOKEN_REQUEST_URL`, which already carries a query).
+///
+/// The token exists only to be exchanged for AWS credentials, so a failure
+/// is an [`Error::Aws`]: like any credentials failure it fails the run
+/// (`fail-on-error: false` covers delivery, not access).
+pub async fn oidc_token(
+    http: &Client,
+    request_url: &str,
+    request_token: &str,
+    audience: &str,
+) -> Result<String> {
+    let mut url = Url::parse(request_url).map_err(|e| {
+        Error::input(
+            "role-to-assume",
+            format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}"),
+        )
+    })?;
+    url.query_pairs_mut().append_pair("audience", audience);
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        value: String,
+    }
+    let body = retry(Backoff::AWS, || async {
+        let response = match http
+            .get(url.clone())
+            .bearer_auth(request_token)
+            .timeout(crate::aws::REQUEST_TIMEOUT)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry(Failure::transport(e).context("GitHub OIDC token request"));
+            }
+        };
+        let status = response.status();
+        // A token is a few KB; the endpoint comes from the environment, but
+        // what it answers is bounded all the same.
+        let body = match http::answer_text(
+            response,
+            "GitHub OIDC token request",
+            crate::aws::ANSWER_LIMIT,
+        )
+        .await
+        {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
+        };
+        match status {
+            s if s.is_success() => Attempt::Done(body),
+            s if s.is_server_error() => Attempt::Retry(Failure::answered(
+                s,
+                format!("GitHub OIDC token request: HTTP {s}"),
+            )),
+            s => Attempt::Fail(Failure::answered(
+                s,
+                format!(
+                    "GitHub OIDC token request: HTTP {s}: {}",
+                    body.trim().chars().take(200).collect::<String>()
+                ),
+            )),
+        }
+    })
+    .await
+    .map_err(Error::Aws)?;
+    let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| {
+        Error::Aws(format!("GitHub OIDC token request: unexpected answer: {e}").into())
+    })?;
+    Ok(parsed.value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,19 +28,19 @@
 
 pub mod actions;
 pub mod aws;
-pub mod cluster;
+pub mod clients;
 pub mod dora;
 pub mod duration;
 pub mod github;
 pub mod http;
 pub mod inputs;
 pub mod kubernetes;
-pub mod payload;
 pub mod pushgateway;
 pub mod remote_write;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod sources;
 
 /// Every way a run can fail, one variant per kind of cause, so `main` can
 /// word the `::error::` line and tests can match on the kind.

@@ -4,25 +4,22 @@
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use reqwest::{Client, Url};
+use reqwest::Url;
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use crate::actions::{self, RunnerFiles};
-use crate::aws::{self, Aws, Cluster, CredentialSource};
-use crate::cluster;
+use crate::clients::{Clients, Connected, connect};
 use crate::dora;
 use crate::github::GitHub;
 use crate::http;
-use crate::inputs::{Branches, Inputs, Kustomizations, Mode, RemoteAuth, RemoteWriteTarget};
-use crate::kubernetes;
-use crate::kubernetes::ListError;
-use crate::payload::{self, Observation, Rules};
-use crate::pushgateway::{self, Listing, Pushgateway, Transport};
+use crate::inputs::{Inputs, Mode};
+use crate::pushgateway::{self, Listing, Pushgateway};
 use crate::remote_write::{self, RemoteWrite};
-use crate::report::{ClusterState, RemoteWriteState, Report};
-use crate::retry::Backoff;
+use crate::report::{RemoteWriteState, Report};
+use crate::sources::cluster;
+use crate::sources::payload::{self, Observation, Rules};
+use crate::sources::{event, lookups, workflows};
 use crate::{Error, Failure, Result};
 use futures_util::StreamExt;
 
@@ -219,7 +216,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
 
     // Event mode reads its payload before any call: a non-deployment ends the run without one.
     let payload = match mode {
-        Mode::Event => Some(read_payload(runner)?),
+        Mode::Event => Some(payload::read_payload(runner.event_path.as_deref())?),
         _ => None,
     };
     let event = match &payload {
@@ -257,39 +254,22 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             .push(format!("{reason}: a real run records nothing"));
     }
 
-    // One client for every outside system: redirects to another origin are
-    // not followed, so no credential leaves the URL it was given for (net).
-    let http =
-        http::client().map_err(|e| Error::Setup(format!("cannot set up HTTP: {e}").into()))?;
-    // The cluster is checked before anything else is called or pushed: a
-    // missing or unready cluster ends the run here, with no further call.
-    let Reach {
+    let clients = match connect(inputs, runner, mode).await? {
+        Connected::Skip { reason, cluster } => {
+            report.cluster = cluster;
+            return Ok(skip(report, reason));
+        }
+        Connected::Ready(clients) => *clients,
+    };
+    let Clients {
+        github,
         pushgateway,
+        remote,
         kube,
-        aws,
-    } = match connect(inputs, runner, &http, mode == Mode::Cluster, &mut report).await? {
-        Connect::Skip(reason) => return Ok(skip(report, reason)),
-        Connect::To(reach) => *reach,
-    };
-    let pushgateway = pushgateway.filter(|_| !inputs.dry_run);
+        cluster,
+    } = clients;
+    report.cluster = cluster;
     report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
-    let remote = match inputs.remote_write.as_ref().filter(|_| !inputs.dry_run) {
-        Some(target) => Some(remote_write(target, inputs, runner, &http, aws.as_ref()).await?),
-        None => None,
-    };
-
-    // History is what workflows mode is for: worth waiting for (a minute);
-    // elsewhere GitHub only adds detail, and a failure degrades to a warning sooner.
-    let github = GitHub::new(
-        runner.api_url.clone(),
-        inputs.github_token.clone(),
-        http.clone(),
-    )
-    .with_backoff(if mode == Mode::Workflows {
-        Backoff::GITHUB_HISTORY
-    } else {
-        Backoff::GITHUB
-    });
     // Canary phases (state, replaced every run) and a refusal that must fail
     // the run after the other sources' events are delivered.
     let mut phases: Vec<dora::CanaryPhase> = Vec::new();
@@ -303,14 +283,24 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
             let client = kube
                 .as_ref()
                 .expect("cluster mode has a cluster (resolve_mode)");
-            let collected =
-                cluster_events(client, inputs, runner, &environment, &mut report.warnings).await;
+            let github_host = Url::parse(&runner.server_url)
+                .ok()
+                .and_then(|u| u.host_str().map(String::from))
+                .unwrap_or_else(|| "github.com".into());
+            let scope = cluster::Scope {
+                kustomizations: &inputs.kustomizations,
+                canary_namespaces: &inputs.canary_namespaces,
+                github_host: &github_host,
+                environment: &environment,
+            };
+            let collected = cluster::cluster_events(client, &scope).await;
+            report.warnings.extend(collected.warnings);
             phases = collected.phases;
             deferred = collected.refusal;
             collected.events
         }
         Some(deploy) => {
-            let history = event_with_history(
+            let history = event::event_with_history(
                 &github,
                 inputs,
                 deploy,
@@ -330,8 +320,8 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
         }
         None => {
             let repository = repository.as_deref().unwrap_or_default();
-            let default_branch = payload_default_branch(runner);
-            let (deploys, failed) = workflow_history(
+            let default_branch = payload::payload_default_branch(runner.event_path.as_deref());
+            let (deploys, failed) = workflows::workflow_history(
                 &github,
                 inputs,
                 repository,
@@ -366,7 +356,7 @@ pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Rep
     match (pushgateway, remote) {
         (None, None) => {
             let all_new = vec![true; deploys.len()];
-            complete(&github, &mut deploys, &[], &all_new, &mut report.warnings).await;
+            lookups::complete(&github, &mut deploys, &[], &all_new, &mut report.warnings).await;
             report.canary_phases = phases.len();
             let groups: Vec<dora::Group> = deploys
                 .iter()
@@ -432,486 +422,6 @@ fn group_header(job: &str, group: &dora::Group) -> String {
         })
 }
 
-/// The event payload: where it is and its JSON.
-fn read_payload(runner: &Runner) -> Result<(String, serde_json::Value)> {
-    let path = runner.event_path.clone().ok_or_else(|| {
-        Error::input(
-            "mode",
-            "GITHUB_EVENT_PATH is not set: there is no event payload to read",
-        )
-    })?;
-    let display = path.display().to_string();
-    let bytes = std::fs::read(&path).map_err(|e| Error::Payload {
-        path: display.clone(),
-        message: format!("cannot read: {e}"),
-    })?;
-    let value = payload::json(&bytes).map_err(|message| Error::Payload {
-        path: display.clone(),
-        message,
-    })?;
-    Ok((display, value))
-}
-
-/// The repository's default branch as the triggering event's payload tells
-/// it (schedule and workflow_dispatch payloads carry the repository), so
-/// workflows mode usually needs no call for it.
-fn payload_default_branch(runner: &Runner) -> Option<String> {
-    let bytes = std::fs::read(runner.event_path.as_ref()?).ok()?;
-    let v = payload::json(&bytes).ok()?;
-    v.pointer("/repository/default_branch")?
-        .as_str()
-        .map(String::from)
-}
-
-/// Where a run pushes, once the cluster (if any) has been checked.
-enum Connect {
-    /// The cluster is missing or not ready: record nothing, say why.
-    Skip(String),
-    /// Where to go next.
-    To(Box<Reach>),
-}
-
-/// The Pushgateway (`None` when there is none to reach: a dry run without
-/// URL or cluster, or `pushgateway-service: none`), the cluster's API server
-/// when it is needed, and the AWS client of the cluster check (its
-/// credentials also sign SigV4 remote-write).
-struct Reach {
-    pushgateway: Option<Pushgateway>,
-    kube: Option<kube::Client>,
-    aws: Option<Aws>,
-}
-
-/// Checks the cluster (when `cluster-name` is set) and builds the way to the Pushgateway.
-async fn connect(
-    inputs: &Inputs,
-    runner: &Runner,
-    http: &Client,
-    cluster_mode: bool,
-    report: &mut Report,
-) -> Result<Connect> {
-    let mut proxy = None;
-    let mut kube = None;
-    let mut checked = None;
-    if let Some(name) = &inputs.cluster_name {
-        let (cluster, aws) = check_cluster(name, inputs, runner, http).await?;
-        let mut state = ClusterState {
-            name: name.clone(),
-            region: aws.region.clone(),
-            exists: false,
-            status: String::new(),
-        };
-        match cluster {
-            Cluster::Missing => {
-                state.status = "missing".into();
-                report.cluster = Some(state);
-                return Ok(Connect::Skip(format!(
-                    "EKS cluster `{name}` does not exist in {}",
-                    aws.region
-                )));
-            }
-            Cluster::NotReady { status } => {
-                state.status = status.clone();
-                report.cluster = Some(state);
-                return Ok(Connect::Skip(format!(
-                    "EKS cluster `{name}` is {status}, not ACTIVE"
-                )));
-            }
-            Cluster::Active {
-                endpoint, ca_pem, ..
-            } => {
-                state.exists = true;
-                state.status = "ACTIVE".into();
-                report.cluster = Some(state);
-                // The API server is needed to read Flux and Flagger, or to reach the Pushgateway.
-                let service = inputs
-                    .pushgateway_service
-                    .as_ref()
-                    .filter(|_| inputs.pushgateway_url.is_none());
-                if cluster_mode || service.is_some() {
-                    let token =
-                        aws::eks_token(aws.credentials(), &aws.region, name, SystemTime::now())?;
-                    actions::mask(&token);
-                    let client = kubernetes::client(&endpoint, &ca_pem, &token)?;
-                    if let Some(service) = service {
-                        proxy = Some(Transport::ServiceProxy {
-                            client: client.clone(),
-                            base: Transport::proxy_path(service),
-                            endpoint: endpoint.to_string(),
-                        });
-                    }
-                    kube = Some(client);
-                }
-            }
-        }
-        checked = Some(aws);
-    }
-    let pushgateway = match (&inputs.pushgateway_url, proxy) {
-        (Some(url), _) => Some(Pushgateway::new(url.clone(), http.clone())),
-        (None, Some(proxy)) => Some(Pushgateway::through(proxy)),
-        (None, None) => None,
-    };
-    Ok(Connect::To(Box::new(Reach {
-        pushgateway,
-        kube,
-        aws: checked,
-    })))
-}
-
-/// What cluster mode read.
-struct ClusterEvents {
-    events: Vec<dora::Deploy>,
-    phases: Vec<dora::CanaryPhase>,
-    /// The first refusal (RBAC 403, or a failed list): the run fails with it
-    /// after the other sources' events are delivered.
-    refusal: Option<Error>,
-}
-
-/// Cluster mode: Flux Kustomizations (with their GitRepositories) and
-/// Flagger Canaries, with list calls. A source whose CRD is not installed is
-/// skipped with a warning; a refused or failed source does not stop the others.
-async fn cluster_events(
-    client: &kube::Client,
-    inputs: &Inputs,
-    runner: &Runner,
-    environment: &str,
-    warnings: &mut Vec<String>,
-) -> ClusterEvents {
-    let mut out = ClusterEvents {
-        events: Vec::new(),
-        phases: Vec::new(),
-        refusal: None,
-    };
-    let refused = |e: ListError, warnings: &mut Vec<String>, refusal: &mut Option<Error>| match e {
-        ListError::NotInstalled(why) => warnings.push(why),
-        ListError::Forbidden(why) | ListError::Failed(why) => {
-            refusal.get_or_insert(Error::Kubernetes(why));
-        }
-    };
-    let github_host = Url::parse(&runner.server_url)
-        .ok()
-        .and_then(|u| u.host_str().map(String::from))
-        .unwrap_or_else(|| "github.com".into());
-
-    // Flux: the named Kustomizations (listed per namespace) or all of them.
-    const FLUX: &str = "/apis/kustomize.toolkit.fluxcd.io/v1";
-    const SOURCES: &str = "/apis/source.toolkit.fluxcd.io/v1";
-    let (paths, wanted): (Vec<String>, Option<Vec<(String, String)>>) = match &inputs.kustomizations
-    {
-        Kustomizations::All => (vec![format!("{FLUX}/kustomizations")], None),
-        Kustomizations::Named(named) => {
-            let mut namespaces: Vec<&String> = named.iter().map(|(ns, _)| ns).collect();
-            namespaces.sort();
-            namespaces.dedup();
-            (
-                namespaces
-                    .iter()
-                    .map(|ns| format!("{FLUX}/namespaces/{ns}/kustomizations"))
-                    .collect(),
-                Some(named.clone()),
-            )
-        }
-    };
-    let mut kustomizations = Vec::new();
-    let mut flux_ok = true;
-    for path in &paths {
-        match kubernetes::list(client, path, "kustomizations.kustomize.toolkit.fluxcd.io").await {
-            Ok(items) => kustomizations.extend(items),
-            Err(e) => {
-                flux_ok = false;
-                refused(e, warnings, &mut out.refusal);
-                break;
-            }
-        }
-    }
-    if let Some(wanted) = &wanted {
-        let is = |k: &serde_json::Value, (ns, n): &(String, String)| {
-            cluster::object_id(k) == Some((ns.as_str(), n.as_str()))
-        };
-        kustomizations.retain(|k| wanted.iter().any(|w| is(k, w)));
-        for w in wanted
-            .iter()
-            .filter(|w| flux_ok && !kustomizations.iter().any(|k| is(k, w)))
-        {
-            warnings.push(format!("Kustomization {}/{} not found", w.0, w.1));
-        }
-    }
-    if !kustomizations.is_empty() {
-        let mut namespaces: Vec<String> = kustomizations
-            .iter()
-            .filter_map(|k| {
-                k.pointer("/spec/sourceRef/namespace")
-                    .or_else(|| k.pointer("/metadata/namespace"))
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-            })
-            .collect();
-        namespaces.sort();
-        namespaces.dedup();
-        let mut repositories = Vec::new();
-        for ns in &namespaces {
-            match kubernetes::list(
-                client,
-                &format!("{SOURCES}/namespaces/{ns}/gitrepositories"),
-                "gitrepositories.source.toolkit.fluxcd.io",
-            )
-            .await
-            {
-                Ok(items) => repositories.extend(items),
-                Err(ListError::NotInstalled(_)) => {}
-                Err(e) => {
-                    refused(e, warnings, &mut out.refusal);
-                    break;
-                }
-            }
-        }
-        let sources = cluster::git_repositories(&repositories);
-        for k in &kustomizations {
-            match cluster::kustomization(k, &sources, &github_host, environment) {
-                Ok(Some((event, w))) => {
-                    warnings.extend(w);
-                    out.events.push(event);
-                }
-                Ok(None) => {}
-                Err(e) => warnings.push(format!("a Kustomization was skipped: {e}")),
-            }
-        }
-    }
-
-    // Flagger: Canaries in the named namespaces, or all.
-    const FLAGGER: &str = "/apis/flagger.app/v1beta1";
-    let paths: Vec<String> = if inputs.canary_namespaces.is_empty() {
-        vec![format!("{FLAGGER}/canaries")]
-    } else {
-        inputs
-            .canary_namespaces
-            .iter()
-            .map(|ns| format!("{FLAGGER}/namespaces/{ns}/canaries"))
-            .collect()
-    };
-    for path in &paths {
-        match kubernetes::list(client, path, "canaries.flagger.app").await {
-            Ok(items) => {
-                for c in &items {
-                    match cluster::canary(c, environment) {
-                        Ok((namespace, name, phase, outcome)) => {
-                            out.phases.push(dora::CanaryPhase {
-                                namespace,
-                                canary: name,
-                                phase,
-                                environment: environment.to_string(),
-                            });
-                            out.events.extend(outcome);
-                        }
-                        Err(e) => warnings.push(format!("a Canary was skipped: {e}")),
-                    }
-                }
-            }
-            Err(e) => {
-                refused(e, warnings, &mut out.refusal);
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// Event mode: the event's deployment, with what its workflow's recent runs
-/// say about it (recovery time, the previous success), from one list call.
-/// A `deployment_status` also needs its commit's time (one call). Failed
-/// look-ups degrade to warnings: the deployment is still recorded.
-async fn event_with_history(
-    github: &GitHub,
-    inputs: &Inputs,
-    mut deploy: dora::Deploy,
-    payload: Option<&serde_json::Value>,
-    event_name: &str,
-    warnings: &mut Vec<String>,
-) -> Vec<dora::Deploy> {
-    if event_name == "deployment_status" {
-        match github.commit_time(&deploy.repository, &deploy.sha).await {
-            Ok(t) => deploy.commit_time = Some(t),
-            Err(e) => warnings.push(format!(
-                "commit time of {} unknown, recorded without lead time: {e}",
-                deploy.sha
-            )),
-        }
-        return vec![deploy];
-    }
-    if inputs.github_token.is_none() {
-        warnings.push("no `github-token`: the workflow's recent runs were not read, so recovery time and the changes shipped are unknown".into());
-        return vec![deploy];
-    }
-    let Some(workflow_id) = payload
-        .and_then(|v| v.pointer("/workflow_run/workflow_id"))
-        .and_then(|v| v.as_u64())
-    else {
-        return vec![deploy];
-    };
-    let since = deploy
-        .time
-        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
-        .unwrap_or(deploy.time);
-    let default_branch = payload
-        .and_then(|v| v.pointer("/repository/default_branch"))
-        .and_then(|v| v.as_str());
-    let rules = Rules {
-        deploy_branches: &inputs.deploy_branches,
-        environment: &deploy.environment,
-    };
-    let runs = match github
-        .workflow_runs(
-            &deploy.repository,
-            &workflow_id.to_string(),
-            since,
-            Some(&deploy.branch),
-            1,
-        )
-        .await
-    {
-        Ok(runs) => runs,
-        Err(e) => {
-            warnings.push(format!(
-                "the workflow's recent runs are unknown, so recovery time is too: {e}"
-            ));
-            return vec![deploy];
-        }
-    };
-    let mut all: Vec<dora::Deploy> = runs
-        .into_iter()
-        .filter_map(|run| match payload::rest_run(run, &deploy.repository, default_branch, &rules) {
-            Ok(Observation::Deploy { deploy, .. }) => Some(*deploy),
-            _ => None,
-        })
-        // The event itself is authoritative (the list shows only a run's latest attempt).
-        .filter(|d| !matches!((&d.key, &deploy.key), (dora::EventKey::Run { run_id: a, .. }, dora::EventKey::Run { run_id: b, .. }) if a == b))
-        .filter(|d| d.time <= deploy.time)
-        .collect();
-    all.push(deploy);
-    dora::annotate(&mut all);
-    let mut event: Vec<dora::Deploy> = all.pop().into_iter().collect();
-    // The changes it shipped are asked for now, not once the stored groups
-    // tell the event is new: that would put the compare call after the
-    // listing on the critical path. Only a re-run of a recorded event pays
-    // for it, with one call.
-    changes_of_new(github, &mut event, &[true], warnings).await;
-    // Asked once: a failed look-up (already a warning) is not repeated on delivery.
-    for d in event.iter_mut().filter(|d| d.history.changes.is_none()) {
-        d.history.previous_success_sha = None;
-    }
-    event
-}
-
-/// Workflows mode: every completed run of each workflow in the lookback
-/// window, as events (⌈runs/100⌉ list calls per workflow).
-///
-/// A GitHub failure fails the run, unless `fail-on-error` is false: then it
-/// is returned beside the events of the workflows that could be read (the
-/// caller warns), so one unreadable workflow costs no other's events.
-async fn workflow_history(
-    github: &GitHub,
-    inputs: &Inputs,
-    repository: &str,
-    default_branch: Option<String>,
-    rules: &Rules<'_>,
-    now: Timestamp,
-    warnings: &mut Vec<String>,
-) -> Result<(Vec<dora::Deploy>, Vec<Error>)> {
-    let github_history = github;
-    let mut failed = Vec::new();
-    let tolerated = |e: Error, failed: &mut Vec<Error>| {
-        if e.is_delivery_failure() && !inputs.fail_on_error {
-            failed.push(e);
-            Ok(())
-        } else {
-            Err(e)
-        }
-    };
-    let default_branch = match (&inputs.deploy_branches, default_branch) {
-        (Branches::DefaultBranch, None) => match github_history.default_branch(repository).await {
-            Ok(branch) => Some(branch),
-            Err(e) => {
-                tolerated(e, &mut failed)?;
-                return Ok((Vec::new(), failed));
-            }
-        },
-        (_, known) => known,
-    };
-    // A single exact branch narrows the listing on GitHub's side.
-    let branch = match &inputs.deploy_branches {
-        Branches::DefaultBranch => default_branch.clone(),
-        Branches::Patterns(p) if p.len() == 1 && !p[0].contains('*') => Some(p[0].clone()),
-        Branches::Patterns(_) => None,
-    };
-    let since = now
-        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
-        .unwrap_or(now);
-    let mut deploys = Vec::new();
-    for workflow in &inputs.workflows {
-        let runs = match github_history
-            .workflow_runs(repository, workflow, since, branch.as_deref(), usize::MAX)
-            .await
-        {
-            Ok(runs) => runs,
-            Err(e) => {
-                tolerated(e, &mut failed)?;
-                continue;
-            }
-        };
-        for run in runs {
-            let id = run.get("id").cloned().unwrap_or_default();
-            match payload::rest_run(run, repository, default_branch.as_deref(), rules) {
-                Ok(Observation::Deploy { deploy, .. }) => deploys.push(*deploy),
-                Ok(Observation::NotADeploy { .. }) => {}
-                Err(e) => warnings.push(format!("workflow {workflow}: run {id} skipped: {e}")),
-            }
-        }
-    }
-    dora::annotate(&mut deploys);
-    Ok((deploys, failed))
-}
-
-/// For each new successful deployment with a known previous success: the
-/// commits it shipped, with one compare call each (cached within the run).
-async fn changes_of_new(
-    github: &GitHub,
-    deploys: &mut [dora::Deploy],
-    new: &[bool],
-    warnings: &mut Vec<String>,
-) {
-    let mut cache: BTreeMap<(String, String, String), (Vec<Timestamp>, u64)> = BTreeMap::new();
-    for (d, _) in deploys.iter_mut().zip(new).filter(|(d, new)| {
-        **new && d.status == dora::Status::Success && d.history.changes.is_none()
-    }) {
-        let Some(base) = d.history.previous_success_sha.clone() else {
-            continue;
-        };
-        if base == d.sha {
-            d.history.changes = Some(dora::Changes {
-                count: 0,
-                median_lead_seconds: None,
-            });
-            continue;
-        }
-        let key = (d.repository.clone(), base.clone(), d.sha.clone());
-        if !cache.contains_key(&key) {
-            match github.compare(&d.repository, &base, &d.sha).await {
-                Ok(found) => {
-                    cache.insert(key.clone(), found);
-                }
-                Err(e) => {
-                    warnings.push(format!(
-                        "changes shipped by {} unknown (head-commit lead time only): {e}",
-                        d.sha
-                    ));
-                    continue;
-                }
-            }
-        }
-        let (times, count) = &cache[&key];
-        d.history.changes = Some(dora::Changes::new(d.time, times, *count));
-    }
-}
-
 /// Reads the stored groups (unless the caller did), finds which events are
 /// new, completes them (see [`complete`]), writes them to the remote-write
 /// store, prunes this job's expired groups, then pushes each new event with
@@ -969,7 +479,7 @@ async fn deliver(
                 .is_some_and(|g| dora::is_recorded(g, d))
         })
         .collect();
-    complete(github, deploys, &stored, &new, &mut report.warnings).await;
+    lookups::complete(github, deploys, &stored, &new, &mut report.warnings).await;
     // What is already recorded is reported as recorded: a re-run gives the
     // same outputs and summary as the run that recorded it.
     for (d, _) in deploys.iter_mut().zip(&new).filter(|(_, n)| !**n) {
@@ -1110,56 +620,6 @@ fn remote_series(group: &dora::Group, job: &str, time: Timestamp) -> remote_writ
         .collect()
 }
 
-/// Completes the new events with what needs the stored history or a call:
-/// canary recovery from the outcomes stored before, the changes each new
-/// workflow deployment shipped (one compare each), and each new Ready Flux
-/// revision's commit time (one call per revision never recorded, a few at a time).
-async fn complete(
-    github: &GitHub,
-    deploys: &mut [dora::Deploy],
-    stored: &[dora::StoredGroup],
-    new: &[bool],
-    warnings: &mut Vec<String>,
-) {
-    dora::annotate_canaries(deploys, stored);
-    changes_of_new(github, deploys, new, warnings).await;
-    let wanted: Vec<(String, String)> = deploys
-        .iter()
-        .zip(new)
-        .filter(|(d, n)| {
-            **n && matches!(d.key, dora::EventKey::Flux { .. }) && d.status == dora::Status::Success
-        })
-        .filter(|(d, _)| !d.repository.is_empty() && !d.sha.is_empty())
-        .map(|(d, _)| (d.repository.clone(), d.sha.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let found: BTreeMap<(String, String), Result<Timestamp>> =
-        futures_util::stream::iter(wanted.into_iter().map(|(repo, sha)| async move {
-            let t = github.commit_time(&repo, &sha).await;
-            ((repo, sha), t)
-        }))
-        .buffer_unordered(LOOKUP_CONCURRENCY)
-        .collect()
-        .await;
-    for d in deploys
-        .iter_mut()
-        .filter(|d| matches!(d.key, dora::EventKey::Flux { .. }))
-    {
-        match found.get(&(d.repository.clone(), d.sha.clone())) {
-            Some(Ok(t)) => d.commit_time = Some(*t),
-            Some(Err(e)) => warnings.push(format!(
-                "Kustomization {}: commit {} unknown, recorded without lead time: {e}",
-                d.source, d.sha
-            )),
-            None => {}
-        }
-    }
-}
-
-/// GitHub look-ups in flight at once: well under GitHub's secondary rate limits.
-const LOOKUP_CONCURRENCY: usize = 8;
-
 /// Pushes in flight at once: enough to hide latency, few enough for a small Pushgateway.
 const PUSH_CONCURRENCY: usize = 8;
 
@@ -1168,105 +628,6 @@ fn skip(mut report: Report, reason: String) -> Report {
     actions::notice(&format!("nothing recorded: {reason}"));
     report.skipped = Some(reason);
     report
-}
-
-/// Gets AWS credentials the first way that applies, masks them, and asks
-/// EKS about the cluster.
-async fn check_cluster(
-    name: &str,
-    inputs: &Inputs,
-    runner: &Runner,
-    http: &Client,
-) -> Result<(Cluster, Aws)> {
-    let env = |k: &str| runner.env.get(k).cloned();
-    let region = aws::region(inputs.aws_region.as_deref(), &env)?;
-    let creds = aws_credentials(inputs, runner, http, &region).await?;
-    let eks = aws::endpoint("eks", &region, &env)?;
-    let aws = Aws::new(region, creds, eks, http.clone());
-    let cluster = aws.describe_cluster(name).await?;
-    Ok((cluster, aws))
-}
-
-/// AWS credentials the first way that applies (`role-to-assume` through
-/// STS in `region`, a web-identity file, the environment), masked.
-async fn aws_credentials(
-    inputs: &Inputs,
-    runner: &Runner,
-    http: &Client,
-    region: &str,
-) -> Result<aws::Credentials> {
-    let env = |k: &str| runner.env.get(k).cloned();
-    let sts = aws::endpoint("sts", region, &env)?;
-    let session = match env("GITHUB_RUN_ID") {
-        Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => format!("dora-action-{id}"),
-        _ => "dora-action".to_string(),
-    };
-    let creds = match aws::credential_source(inputs.role_to_assume.as_deref(), &env)? {
-        CredentialSource::Environment(creds) => creds,
-        CredentialSource::GitHubOidc {
-            role_arn,
-            request_url,
-            request_token,
-        } => {
-            let token =
-                aws::github_oidc_token(http, &request_url, &request_token, "sts.amazonaws.com")
-                    .await?;
-            actions::mask(&token);
-            aws::assume_role_with_web_identity(http, &sts, &role_arn, &session, &token).await?
-        }
-        CredentialSource::WebIdentityFile {
-            role_arn,
-            token_file,
-        } => {
-            let token = tokio::fs::read_to_string(&token_file).await.map_err(|e| {
-                Error::Aws(
-                    format!("AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: cannot read: {e}").into(),
-                )
-            })?;
-            let token = token.trim();
-            actions::mask(token);
-            aws::assume_role_with_web_identity(http, &sts, &role_arn, &session, token).await?
-        }
-    };
-    for secret in creds.secrets() {
-        actions::mask(secret);
-    }
-    Ok(creds)
-}
-
-/// The remote-write client for `target`. SigV4 signs with the credentials
-/// of the cluster check when there was one, else gets them the same way.
-async fn remote_write(
-    target: &RemoteWriteTarget,
-    inputs: &Inputs,
-    runner: &Runner,
-    http: &Client,
-    checked: Option<&Aws>,
-) -> Result<RemoteWrite> {
-    let auth = match &target.auth {
-        RemoteAuth::None => remote_write::Auth::None,
-        RemoteAuth::Bearer(token) => remote_write::Auth::Bearer(token.clone()),
-        RemoteAuth::Basic { username, password } => remote_write::Auth::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        },
-        RemoteAuth::SigV4 { region } => {
-            let env = |k: &str| runner.env.get(k).cloned();
-            let region = match region {
-                Some(r) => r.clone(),
-                None => aws::region(inputs.aws_region.as_deref(), &env)?,
-            };
-            let credentials = match checked {
-                Some(aws) => aws.credentials().clone(),
-                None => aws_credentials(inputs, runner, http, &region).await?,
-            };
-            remote_write::Auth::SigV4 {
-                region,
-                credentials,
-            }
-        }
-    };
-    Ok(RemoteWrite::new(target.url.clone(), auth, http.clone()))
 }
 
 #[cfg(test)]

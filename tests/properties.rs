@@ -23,11 +23,11 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dora_action::cluster::{Revision, github_repository, parse_revision};
 use dora_action::dora::{self, Deploy, EventKey, History, Status};
 use dora_action::inputs::{Branches, Inputs, Raw};
-use dora_action::payload::{self, Observation, Rules};
 use dora_action::pushgateway::group_path;
+use dora_action::sources::cluster::objects::{Revision, github_repository, parse_revision};
+use dora_action::sources::payload::{self, Observation, Rules};
 use dora_action::{Error, duration};
 use jiff::Timestamp;
 use proptest::prelude::*;

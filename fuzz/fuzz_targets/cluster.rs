@@ -2,7 +2,7 @@
 //! are real parts of the text, and a repository is `owner/name`.
 #![no_main]
 
-use dora_action::cluster::{github_repository, parse_revision};
+use dora_action::sources::cluster::objects::{github_repository, parse_revision};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

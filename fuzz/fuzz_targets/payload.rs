@@ -5,7 +5,7 @@
 
 use dora_action::dora;
 use dora_action::inputs::Branches;
-use dora_action::payload::{self, Observation, Rules};
+use dora_action::sources::payload::{self, Observation, Rules};
 use dora_action::pushgateway::group_path;
 use libfuzzer_sys::fuzz_target;
 

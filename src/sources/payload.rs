@@ -2,11 +2,14 @@
 //! [`Observation`]s: pure parsing of the bytes the runner wrote to
 //! `GITHUB_EVENT_PATH`, with errors that name the field that was wrong.
 
+use std::path::Path;
+
 use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::dora::{Deploy, EventKey, Status};
 use crate::inputs::Branches;
+use crate::{Error, Result};
 
 /// What an event payload says.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,6 +258,37 @@ fn deployment_status(v: &Value) -> Result<Observation, String> {
         }),
         warnings: Vec::new(),
     })
+}
+
+/// The event payload: where it is and its JSON.
+pub fn read_payload(event_path: Option<&Path>) -> Result<(String, serde_json::Value)> {
+    let path = event_path.ok_or_else(|| {
+        Error::input(
+            "mode",
+            "GITHUB_EVENT_PATH is not set: there is no event payload to read",
+        )
+    })?;
+    let display = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Payload {
+        path: display.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let value = json(&bytes).map_err(|message| Error::Payload {
+        path: display.clone(),
+        message,
+    })?;
+    Ok((display, value))
+}
+
+/// The repository's default branch as the triggering event's payload tells
+/// it (schedule and workflow_dispatch payloads carry the repository), so
+/// workflows mode usually needs no call for it.
+pub fn payload_default_branch(event_path: Option<&Path>) -> Option<String> {
+    let bytes = std::fs::read(event_path?).ok()?;
+    let v = json(&bytes).ok()?;
+    v.pointer("/repository/default_branch")?
+        .as_str()
+        .map(String::from)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Flux `Kustomization`s (with their `GitRepository` sources) and Flagger
 //! `Canary`s, as the Kubernetes API returns them, to DORA events: pure
-//! mapping, no I/O — the counterpart of [`crate::payload`] for cluster mode.
+//! mapping, no I/O — the counterpart of [`crate::sources::payload`] for cluster mode.
 
 use std::collections::BTreeMap;
 
