@@ -27,6 +27,7 @@
 //! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
 
 pub mod actions;
+pub mod app;
 pub mod aws;
 pub mod clients;
 pub mod dora;

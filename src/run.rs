@@ -1,5 +1,5 @@
-//! Wires the pieces together: inputs → payload → core → outside systems →
-//! outputs and summary. The only module that decides what happens in which order.
+//! The runner context, the mode, and the delivery of a run's events (being
+//! split into `inputs`, `dora::plan` and `sinks`).
 
 use std::path::PathBuf;
 
@@ -8,8 +8,7 @@ use reqwest::Url;
 
 use std::collections::BTreeMap;
 
-use crate::actions::{self, RunnerFiles};
-use crate::clients::{Clients, Connected, connect};
+use crate::actions::RunnerFiles;
 use crate::dora;
 use crate::github::GitHub;
 use crate::http;
@@ -17,9 +16,7 @@ use crate::inputs::{Inputs, Mode};
 use crate::pushgateway::{self, Listing, Pushgateway};
 use crate::remote_write::{self, RemoteWrite};
 use crate::report::{RemoteWriteState, Report};
-use crate::sources::cluster;
-use crate::sources::payload::{self, Observation, Rules};
-use crate::sources::{event, lookups, workflows};
+use crate::sources::lookups;
 use crate::{Error, Failure, Result};
 use futures_util::StreamExt;
 
@@ -62,73 +59,8 @@ impl Runner {
     }
 }
 
-/// The whole action, from environment pairs to an exit code. Every failure
-/// ends here as one `::error::` line (or a `::warning::` when
-/// `fail-on-error: false` allows it) and exit 1.
-pub async fn main(vars: Vec<(String, String)>) -> u8 {
-    // Before anything could print them: the secrets the environment brings.
-    const SECRETS: [&str; 6] = [
-        "INPUT_GITHUB-TOKEN",
-        "INPUT_REMOTE-WRITE-BEARER-TOKEN",
-        "INPUT_REMOTE-WRITE-PASSWORD",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    ];
-    for (name, value) in &vars {
-        if SECRETS.contains(&name.as_str()) && !value.trim().is_empty() {
-            actions::mask(value.trim());
-        }
-    }
-    // A password in a URL input, even one too broken to parse.
-    for name in crate::inputs::URL_INPUTS {
-        let key = format!("INPUT_{}", name.to_uppercase());
-        for (_, value) in vars.iter().filter(|(k, _)| *k == key) {
-            for secret in crate::inputs::url_credentials(value.trim()) {
-                actions::mask(&secret);
-            }
-        }
-    }
-    let runner = match Runner::from_env(&vars) {
-        Ok(r) => r,
-        Err(e) => return fail(&e, None),
-    };
-    let inputs = match Inputs::from_env(vars) {
-        Ok(i) => i,
-        Err(e) => return fail(&e, Some(&runner.files)),
-    };
-    if let Some(password) = inputs.pushgateway_url.as_ref().and_then(Url::password) {
-        actions::mask(password);
-    }
-    let report = match run(&inputs, &runner, Timestamp::now()).await {
-        Ok(r) => r,
-        Err(e) => return fail(&e, Some(&runner.files)),
-    };
-    let written = runner
-        .files
-        .write_outputs(&report.outputs().pairs())
-        .and_then(|()| runner.files.write_summary(&report.markdown()));
-    match (written, &report.refusal) {
-        (Err(e), _) => fail(&e, None),
-        (Ok(()), Some(refusal)) => {
-            actions::error(refusal);
-            1
-        }
-        (Ok(()), None) => 0,
-    }
-}
-
-/// Reports a failure: one `::error::` line, and a summary line when possible.
-fn fail(e: &Error, files: Option<&RunnerFiles>) -> u8 {
-    actions::error(&e.to_string());
-    if let Some(files) = files.filter(|f| f.summary.is_some()) {
-        let _ = files.write_summary(&crate::report::failed_markdown(&e.to_string()));
-    }
-    1
-}
-
 /// Which mode a run is in, from the `mode` input and the triggering event.
-fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
+pub(crate) fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
     let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status");
     let mode = match inputs.mode {
         Mode::Auto if is_deploy_event => Mode::Event,
@@ -175,245 +107,8 @@ fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
     Ok(mode)
 }
 
-/// One run: validates what the inputs imply, collects the events, records them.
-pub async fn run(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Report> {
-    let event_name = runner.event_name.as_deref().unwrap_or("");
-    let mode = resolve_mode(inputs, event_name)?;
-    if inputs.pushgateway_url.is_none()
-        && inputs.cluster_name.is_none()
-        && inputs.remote_write.is_none()
-        && !inputs.dry_run
-    {
-        return Err(Error::input(
-            "pushgateway-url",
-            "required when `cluster-name` and `remote-write-url` are empty: set one of them (or `dry-run: true`)",
-        ));
-    }
-    let repository = runner.env.get("GITHUB_REPOSITORY").cloned();
-    if mode == Mode::Workflows && repository.is_none() {
-        return Err(Error::input(
-            "workflows",
-            "GITHUB_REPOSITORY is not set: cannot tell whose workflows to read",
-        ));
-    }
-    let environment = inputs
-        .environment
-        .clone()
-        .or_else(|| inputs.cluster_name.clone())
-        .unwrap_or_else(|| "default".into());
-    let rules = Rules {
-        deploy_branches: &inputs.deploy_branches,
-        environment: &environment,
-    };
-    let mut report = Report {
-        job: inputs.job.clone(),
-        dry_run: inputs.dry_run,
-        retention: inputs.retention,
-        server_url: runner.server_url.clone(),
-        window: (mode == Mode::Workflows).then_some(inputs.lookback),
-        ..Report::default()
-    };
-
-    // Event mode reads its payload before any call: a non-deployment ends the run without one.
-    let payload = match mode {
-        Mode::Event => Some(payload::read_payload(runner.event_path.as_deref())?),
-        _ => None,
-    };
-    let event = match &payload {
-        None => None,
-        Some((path, value)) => {
-            match payload::parse_value(event_name, value, &rules).map_err(|message| {
-                Error::Payload {
-                    path: path.clone(),
-                    message,
-                }
-            })? {
-                Observation::NotADeploy { reason } => return Ok(skip(report, reason)),
-                Observation::Deploy { deploy, warnings } => {
-                    report.warnings = warnings;
-                    Some(*deploy)
-                }
-            }
-        }
-    };
-    // `retention` prunes the Pushgateway; a remote-write store keeps its own.
-    let retention = inputs.retention.filter(|_| inputs.uses_pushgateway());
-    if let (Some(d), Some(retention)) = (&event, retention)
-        && d.time.as_second() < now.as_second() - retention as i64
-    {
-        let reason = format!(
-            "the event ({}) is older than `retention` and would be pruned at once",
-            d.time
-        );
-        if !inputs.dry_run {
-            return Ok(skip(report, reason));
-        }
-        // A dry run still shows what the event looks like (the README's example gets older every day).
-        report
-            .warnings
-            .push(format!("{reason}: a real run records nothing"));
-    }
-
-    let clients = match connect(inputs, runner, mode).await? {
-        Connected::Skip { reason, cluster } => {
-            report.cluster = cluster;
-            return Ok(skip(report, reason));
-        }
-        Connected::Ready(clients) => *clients,
-    };
-    let Clients {
-        github,
-        pushgateway,
-        remote,
-        kube,
-        cluster,
-    } = clients;
-    report.cluster = cluster;
-    report.destination = pushgateway.as_ref().map(Pushgateway::display_url);
-    // Canary phases (state, replaced every run) and a refusal that must fail
-    // the run after the other sources' events are delivered.
-    let mut phases: Vec<dora::CanaryPhase> = Vec::new();
-    let mut deferred: Option<Error> = None;
-    // Event mode reads the stored groups while it asks GitHub about the
-    // event: the two are independent, and one after the other they would
-    // cost a round trip more (the look-ups are few, the listing bounded).
-    let mut stored = None;
-    let mut deploys = match event {
-        None if mode == Mode::Cluster => {
-            let client = kube
-                .as_ref()
-                .expect("cluster mode has a cluster (resolve_mode)");
-            let github_host = Url::parse(&runner.server_url)
-                .ok()
-                .and_then(|u| u.host_str().map(String::from))
-                .unwrap_or_else(|| "github.com".into());
-            let scope = cluster::Scope {
-                kustomizations: &inputs.kustomizations,
-                canary_namespaces: &inputs.canary_namespaces,
-                github_host: &github_host,
-                environment: &environment,
-            };
-            let collected = cluster::cluster_events(client, &scope).await;
-            report.warnings.extend(collected.warnings);
-            phases = collected.phases;
-            deferred = collected.refusal;
-            collected.events
-        }
-        Some(deploy) => {
-            let history = event::event_with_history(
-                &github,
-                inputs,
-                deploy,
-                payload.as_ref().map(|(_, v)| v),
-                event_name,
-                &mut report.warnings,
-            );
-            let read = async {
-                match &pushgateway {
-                    Some(pushgateway) => Some(pushgateway.listing().await),
-                    None => None,
-                }
-            };
-            let deploys;
-            (deploys, stored) = tokio::join!(history, read);
-            deploys
-        }
-        None => {
-            let repository = repository.as_deref().unwrap_or_default();
-            let default_branch = payload::payload_default_branch(runner.event_path.as_deref());
-            let (deploys, failed) = workflows::workflow_history(
-                &github,
-                inputs,
-                repository,
-                default_branch,
-                &rules,
-                now,
-                &mut report.warnings,
-            )
-            .await?;
-            // `fail-on-error: false`: a GitHub failure is a warning. With
-            // nothing read there is nothing to deliver: the run ends here,
-            // reported as failed (outputs count nothing); otherwise the
-            // workflows that were read are recorded.
-            for e in &failed {
-                actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
-            }
-            if !failed.is_empty() && deploys.is_empty() {
-                report.failure = failed.first().map(Error::to_string);
-                for w in &report.warnings {
-                    actions::warning(w);
-                }
-                report.github_calls = github.calls();
-                return Ok(report);
-            }
-            deploys
-        }
-    };
-    if let Some(retention) = retention.filter(|_| mode != Mode::Event) {
-        deploys.retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
-    }
-
-    match (pushgateway, remote) {
-        (None, None) => {
-            let all_new = vec![true; deploys.len()];
-            lookups::complete(&github, &mut deploys, &[], &all_new, &mut report.warnings).await;
-            report.canary_phases = phases.len();
-            let groups: Vec<dora::Group> = deploys
-                .iter()
-                .map(dora::deploy_group)
-                .chain(phases.iter().map(dora::CanaryPhase::group))
-                .collect();
-            let text: String = groups
-                .iter()
-                .map(|g| format!("{}\n{}", group_header(&inputs.job, g), g.exposition))
-                .collect::<Vec<_>>()
-                .join("\n");
-            actions::print(&text);
-            report.new_events = deploys.len();
-            report.exposition = Some(text);
-        }
-        (pushgateway, remote) => {
-            match deliver(
-                pushgateway.as_ref(),
-                stored,
-                remote.as_ref(),
-                &github,
-                inputs,
-                &mut deploys,
-                phases,
-                now,
-                &mut report,
-            )
-            .await
-            {
-                Ok(()) => {}
-                Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
-                    actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
-                    report.failure = Some(e.to_string());
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    // Commit times are known now (a Flux revision's was looked up on delivery).
-    for d in deploys.iter().filter(|d| d.has_future_commit()) {
-        report.warnings.push(format!(
-            "commit {} is dated after the deployment finished: recorded without lead time",
-            d.sha
-        ));
-    }
-    for w in &report.warnings {
-        actions::warning(w);
-    }
-    report.github_calls = github.calls();
-    report.recorded = deploys;
-    // A source the cluster refused fails the run, after the others' events were delivered.
-    report.refusal = deferred.map(|e| e.to_string());
-    Ok(report)
-}
-
 /// `# group: job=dora repository="…" …`, the line a dry run prints above each group.
-fn group_header(job: &str, group: &dora::Group) -> String {
+pub(crate) fn group_header(job: &str, group: &dora::Group) -> String {
     group
         .grouping
         .iter()
@@ -442,7 +137,7 @@ fn group_header(job: &str, group: &dora::Group) -> String {
     clippy::too_many_arguments,
     reason = "each is a distinct piece of the run; a struct would only rename them"
 )]
-async fn deliver(
+pub(crate) async fn deliver(
     pushgateway: Option<&Pushgateway>,
     stored: Option<Result<Listing>>,
     remote: Option<&RemoteWrite>,
@@ -622,13 +317,6 @@ fn remote_series(group: &dora::Group, job: &str, time: Timestamp) -> remote_writ
 
 /// Pushes in flight at once: enough to hide latency, few enough for a small Pushgateway.
 const PUSH_CONCURRENCY: usize = 8;
-
-/// Ends a run that records nothing: a notice saying why, and the summary's reason.
-fn skip(mut report: Report, reason: String) -> Report {
-    actions::notice(&format!("nothing recorded: {reason}"));
-    report.skipped = Some(reason);
-    report
-}
 
 #[cfg(test)]
 mod tests {
