@@ -1,0 +1,509 @@
+//! The low-level stage: one small pure function per kind of input value,
+//! each taking the trimmed string (and the input's name, for the message)
+//! and returning the typed value or an [`Error::Input`] that names the input
+//! and shows the value (never a secret's). No I/O, no environment.
+
+use super::{Kustomizations, Mode, ServiceRef};
+use crate::{Error, Result, duration};
+
+pub(super) fn invalid(name: &str, value: &str, why: &str) -> Error {
+    Error::input(name, format!("invalid value `{value}`: {why}"))
+}
+
+pub(super) fn parse_mode(v: &str) -> Result<Mode> {
+    match v {
+        "auto" => Ok(Mode::Auto),
+        "event" => Ok(Mode::Event),
+        "workflows" => Ok(Mode::Workflows),
+        "cluster" => Ok(Mode::Cluster),
+        _ => Err(invalid(
+            "mode",
+            v,
+            "expected one of auto, event, workflows, cluster",
+        )),
+    }
+}
+
+/// GitHub's boolean spellings (the YAML 1.2 core schema, as `core.getBooleanInput` reads them).
+pub(super) fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "True" | "TRUE" => Ok(true),
+        "false" | "False" | "FALSE" => Ok(false),
+        _ => Err(invalid(name, v, "expected true or false")),
+    }
+}
+
+/// Longest `lookback` or `retention`: ten years. Far beyond any real
+/// history or retention, and far from where date arithmetic overflows
+/// (`99999999999d` would otherwise ask GitHub for runs since year -9999).
+pub const MAX_DURATION: u64 = 3_653 * 86_400;
+
+pub(super) fn parse_duration(name: &str, v: &str, zero_ok: bool) -> Result<u64> {
+    match duration::parse(v) {
+        Ok(0) if !zero_ok => Err(invalid(name, v, "must be longer than zero")),
+        Ok(s) if s > MAX_DURATION => {
+            Err(invalid(name, v, "at most 10 years (`3653d`) is supported"))
+        }
+        Ok(s) => Ok(s),
+        Err(why) => Err(invalid(name, v, &why)),
+    }
+}
+
+/// `workflows`: workflow file names (`deploy.yml`) or numeric workflow ids.
+/// Each becomes one path segment of a GitHub API URL, so anything that could
+/// change the path (`..`, `/`, `?`, `#`, `%`, spaces, control characters) is
+/// refused here rather than sent.
+pub(super) fn parse_workflows(v: &str) -> Result<Vec<String>> {
+    let items = parse_list("workflows", v)?;
+    for item in &items {
+        let is_id = item.bytes().all(|b| b.is_ascii_digit()) && item.len() <= 20;
+        let is_file = item.len() <= 255
+            && (item.ends_with(".yml") || item.ends_with(".yaml"))
+            && !item.starts_with('.')
+            && item
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !is_id && !is_file {
+            return Err(invalid(
+                "workflows",
+                item,
+                "expected a workflow file name such as `deploy.yml` (letters, digits, `-`, `_`, `.`; no path) or a numeric workflow id",
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// A token (`github-token`, `remote-write-bearer-token`): visible ASCII only,
+/// as an HTTP header carries it. The message never shows the value.
+pub(super) fn parse_token(name: &str, v: String) -> Result<String> {
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::input(
+            name,
+            "holds a space, a line break or a character a token cannot have (the value is not shown: it is a secret)",
+        ));
+    }
+    Ok(v)
+}
+
+/// A DNS-1123 label, what Kubernetes allows for namespaces and service names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain, what Kubernetes allows for most object names.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+pub(super) fn parse_service(v: &str) -> Result<ServiceRef> {
+    let name = "pushgateway-service";
+    let why = "expected `namespace/service:port`, e.g. `observability/pushgateway:9091`";
+    let (namespace, rest) = v.split_once('/').ok_or_else(|| invalid(name, v, why))?;
+    let (service, port) = match rest.split_once(':') {
+        Some((s, p)) => (s, Some(p)),
+        None => (rest, None),
+    };
+    // A port number, or a port name (IANA service name: at most 15 characters, at least one letter).
+    let port_ok = |p: &str| {
+        p.parse::<u16>().is_ok_and(|n| n > 0)
+            || (is_dns_label(p) && p.len() <= 15 && p.bytes().any(|b| b.is_ascii_lowercase()))
+    };
+    if !is_dns_label(namespace) || !is_dns_label(service) || !port.is_none_or(port_ok) {
+        return Err(invalid(name, v, why));
+    }
+    Ok(ServiceRef {
+        namespace: namespace.into(),
+        name: service.into(),
+        port: port.map(String::from),
+    })
+}
+
+pub(super) fn parse_job(v: &str) -> Result<String> {
+    // Pushgateway accepts any job name; `/` is carried with its @base64 form.
+    parse_label_value("job", v.to_string())
+}
+
+/// Longest label value an input may set (`job`, `environment`): a label is
+/// a name, and every sample and summary line carries it.
+const MAX_LABEL: usize = 256;
+
+pub(super) fn parse_label_value(name: &str, v: String) -> Result<String> {
+    if v.chars().any(crate::actions::is_unsafe_char) {
+        return Err(invalid(
+            name,
+            &crate::actions::one_line(&v),
+            "control characters and line breaks are not allowed",
+        ));
+    }
+    if v.chars().count() > MAX_LABEL {
+        return Err(invalid(
+            name,
+            &v,
+            &format!("longer than {MAX_LABEL} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+/// EKS cluster names: 1–100 characters, alphanumerics, `-` and `_`, starting alphanumeric.
+pub(super) fn parse_cluster_name(v: &str) -> Result<String> {
+    let ok = v.len() <= 100
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(invalid(
+            "cluster-name",
+            v,
+            "an EKS cluster name has 1–100 letters, digits, `-` or `_`",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub(super) fn parse_region(v: &str) -> Result<String> {
+    // `eu-west-1`, `us-gov-west-1`: it becomes part of AWS host names.
+    let parts: Vec<&str> = v.split('-').collect();
+    let ok = parts.len() >= 3
+        && v.len() <= 32
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        return Err(invalid(
+            "aws-region",
+            v,
+            "expected an AWS region such as `eu-west-1`",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub(super) fn parse_role_arn(v: &str) -> Result<String> {
+    let parts: Vec<&str> = v.splitn(6, ':').collect();
+    // IAM role names and paths: letters, digits and `+=,.@_-/`.
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[1]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].starts_with("role/")
+        && parts[5].len() > "role/".len()
+        && parts[5].len() <= 2_048
+        && !parts[5].ends_with('/')
+        && parts[5]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
+    if !ok {
+        return Err(invalid(
+            "role-to-assume",
+            v,
+            "expected an IAM role ARN such as `arn:aws:iam::123456789012:role/dora`",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A comma- or newline-separated list; blanks between separators are ignored.
+pub(super) fn parse_list(name: &str, v: &str) -> Result<Vec<String>> {
+    let items: Vec<String> = v
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if items.is_empty() {
+        return Err(invalid(name, v, "the list is empty"));
+    }
+    Ok(items)
+}
+
+pub(super) fn parse_kustomizations(v: &str) -> Result<Kustomizations> {
+    let name = "kustomizations";
+    let items = parse_list(name, v)?;
+    if items.iter().any(|i| i == "*") {
+        if items.len() > 1 {
+            return Err(invalid(
+                name,
+                v,
+                "`*` already means all; list nothing beside it",
+            ));
+        }
+        return Ok(Kustomizations::All);
+    }
+    items
+        .iter()
+        .map(|item| match item.split_once('/') {
+            Some((ns, n)) if is_dns_label(ns) && is_dns_subdomain(n) => {
+                Ok((ns.to_string(), n.to_string()))
+            }
+            _ => Err(invalid(
+                name,
+                item,
+                "expected `namespace/name` (or `*` for all)",
+            )),
+        })
+        .collect::<Result<_>>()
+        .map(Kustomizations::Named)
+}
+
+pub(super) fn parse_namespaces(v: &str) -> Result<Vec<String>> {
+    let items = parse_list("canary-namespaces", v)?;
+    match items.iter().find(|ns| !is_dns_label(ns)) {
+        Some(bad) => Err(invalid(
+            "canary-namespaces",
+            bad,
+            "not a Kubernetes namespace name",
+        )),
+        None => Ok(items),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{assert_refused, error, parse};
+    use super::*;
+    use crate::inputs::Branches;
+
+    #[test]
+    fn bad_values_name_the_input_and_the_value() {
+        assert_eq!(
+            error(&[("INPUT_MODE", "deploy")]),
+            "input `mode`: invalid value `deploy`: expected one of auto, event, workflows, cluster"
+        );
+        assert!(
+            error(&[("INPUT_DRY-RUN", "yes")]).starts_with("input `dry-run`: invalid value `yes`")
+        );
+        assert!(
+            error(&[("INPUT_FAIL-ON-ERROR", "1")])
+                .starts_with("input `fail-on-error`: invalid value `1`")
+        );
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-URL", "localhost:9091")])
+                .starts_with("input `pushgateway-url`: invalid value `localhost:9091`")
+        );
+        assert!(error(&[("INPUT_PUSHGATEWAY-URL", "ftp://h/")]).contains("http:// or https://"));
+        assert!(error(&[("INPUT_PUSHGATEWAY-URL", "http://h/?a=b")]).contains("query"));
+        assert!(
+            error(&[("INPUT_RETENTION", "90")])
+                .starts_with("input `retention`: invalid value `90`")
+        );
+        assert!(error(&[("INPUT_LOOKBACK", "0")]).contains("longer than zero"));
+        assert!(error(&[("INPUT_LOOKBACK", "3y")]).starts_with("input `lookback`"));
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-SERVICE", "pushgateway:9091")])
+                .starts_with("input `pushgateway-service`")
+        );
+        assert!(
+            error(&[("INPUT_PUSHGATEWAY-SERVICE", "obs/pg:0")])
+                .starts_with("input `pushgateway-service`")
+        );
+        assert!(
+            error(&[("INPUT_KUSTOMIZATIONS", "apps")])
+                .starts_with("input `kustomizations`: invalid value `apps`")
+        );
+        assert!(
+            error(&[("INPUT_KUSTOMIZATIONS", "*, flux-system/apps")])
+                .contains("`*` already means all")
+        );
+        assert!(error(&[("INPUT_CANARY-NAMESPACES", "prod,Bad_NS")]).contains("`Bad_NS`"));
+        assert!(error(&[("INPUT_DEPLOY-BRANCHES", " , ,")]).contains("the list is empty"));
+        assert!(error(&[("INPUT_ENVIRONMENT", "a\u{7}b")]).contains("control characters"));
+        assert!(
+            error(&[("INPUT_CLUSTER-NAME", "my cluster")])
+                .starts_with("input `cluster-name`: invalid value")
+        );
+        assert!(
+            error(&[("INPUT_AWS-REGION", "Europe")])
+                .starts_with("input `aws-region`: invalid value")
+        );
+        assert!(
+            error(&[("INPUT_ROLE-TO-ASSUME", "dora-role")])
+                .starts_with("input `role-to-assume`: invalid value")
+        );
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_newlines() {
+        let i = parse(&[("INPUT_DEPLOY-BRANCHES", "main,\n release/* ,\n\n")]).unwrap();
+        assert_eq!(
+            i.deploy_branches,
+            Branches::Patterns(vec!["main".into(), "release/*".into()])
+        );
+        let i = parse(&[("INPUT_KUSTOMIZATIONS", "*")]).unwrap();
+        assert_eq!(i.kustomizations, Kustomizations::All);
+        let i = parse(&[("INPUT_CANARY-NAMESPACES", "prod\nstaging")]).unwrap();
+        assert_eq!(i.canary_namespaces, vec!["prod", "staging"]);
+        let i = parse(&[("INPUT_PUSHGATEWAY-SERVICE", "monitoring/pgw")]).unwrap();
+        assert_eq!(i.pushgateway_service.unwrap().port, None);
+        let i = parse(&[("INPUT_PUSHGATEWAY-SERVICE", "monitoring/pgw:http")]).unwrap();
+        assert_eq!(i.pushgateway_service.unwrap().port.as_deref(), Some("http"));
+    }
+
+    #[test]
+    fn workflows_that_would_change_the_api_path_are_refused() {
+        assert_refused(
+            "workflows",
+            &[
+                "../../x.yml",
+                "..",
+                ".",
+                "deploy.yml,..",
+                "a/b.yml",
+                "deploy.yml?x=1",
+                "deploy.yml#x",
+                "deploy%2F.yml",
+                "my deploy.yml",
+                "deploy\u{0}.yml",
+                "deploy\u{7}.yml",
+                "deploy\r.yml",
+                "deploy.yml\u{2028}x",
+                "..yml",
+                "deploy",
+                "deploy.json",
+                "\\deploy.yml",
+                "-1",
+                &"9".repeat(21),
+                &format!("{}.yml", "a".repeat(300)),
+            ],
+        );
+        let i = parse(&[("INPUT_WORKFLOWS", "deploy.yml, release-eu_1.yaml\n12345")]).unwrap();
+        assert_eq!(i.workflows, ["deploy.yml", "release-eu_1.yaml", "12345"]);
+        assert!(error(&[("INPUT_WORKFLOWS", "../../x.yml")]).contains("`../../x.yml`"));
+    }
+
+    #[test]
+    fn durations_beyond_ten_years_are_refused() {
+        for name in ["lookback", "retention"] {
+            assert_refused(
+                name,
+                &[
+                    "99999999999d",
+                    "3654d",
+                    "522w",
+                    "87697h",
+                    "9223372036854775807s",
+                    "3653d1s",
+                ],
+            );
+            let key = format!("INPUT_{}", name.to_uppercase());
+            assert!(
+                parse(&[(&key, "3653d")]).is_ok(),
+                "{name}: 10 years is fine"
+            );
+        }
+        assert!(error(&[("INPUT_LOOKBACK", "99999999999d")]).contains("at most 10 years"));
+    }
+
+    #[test]
+    fn tokens_and_passwords_with_line_breaks_are_refused_without_showing_them() {
+        assert_refused(
+            "github-token",
+            &["ghp_a b", "ghp_a\nb", "ghp_a\rb", "ghp_\u{0}", "ghp_é"],
+        );
+        let e = error(&[("INPUT_GITHUB-TOKEN", "ghp_secret\nx")]);
+        assert!(!e.contains("ghp_secret"), "{e}");
+        let url = (
+            "INPUT_REMOTE-WRITE-URL",
+            "https://mimir.example/api/v1/push",
+        );
+        let e = error(&[url, ("INPUT_REMOTE-WRITE-BEARER-TOKEN", "tok en-secret")]);
+        assert!(
+            e.starts_with("input `remote-write-bearer-token`") && !e.contains("en-secret"),
+            "{e}"
+        );
+        let e = error(&[
+            url,
+            ("INPUT_REMOTE-WRITE-USERNAME", "u"),
+            ("INPUT_REMOTE-WRITE-PASSWORD", "pass\rword-secret"),
+        ]);
+        assert!(
+            e.starts_with("input `remote-write-password`") && !e.contains("word-secret"),
+            "{e}"
+        );
+        assert!(
+            error(&[
+                url,
+                ("INPUT_REMOTE-WRITE-USERNAME", "u:x"),
+                ("INPUT_REMOTE-WRITE-PASSWORD", "p"),
+            ])
+            .starts_with("input `remote-write-username`")
+        );
+    }
+
+    #[test]
+    fn label_inputs_with_line_breaks_or_huge_values_are_refused() {
+        for name in ["job", "environment"] {
+            assert_refused(
+                name,
+                &[
+                    "a\rb",
+                    "a\nb",
+                    "a\u{0}b",
+                    "a\u{85}b",
+                    "a\u{2028}b",
+                    "a\u{2029}b",
+                    "a\u{1b}[31mb",
+                    &"x".repeat(257),
+                ],
+            );
+        }
+        assert_refused("deploy-branches", &["main,rel\u{0}ease", "ma\u{2028}in"]);
+        // The message shows the value with its control characters escaped.
+        assert!(error(&[("INPUT_JOB", "a\rb")]).contains("`a\\rb`"));
+    }
+
+    #[test]
+    fn aws_inputs_that_are_not_aws_names_are_refused() {
+        let cluster = ("INPUT_CLUSTER-NAME", "prod");
+        for region in [
+            "---",
+            "a--1",
+            "eu-west-",
+            "-eu-west-1",
+            "eu-west-x",
+            "1u-west-1",
+            "eu-west-1.evil.com",
+        ] {
+            let e = error(&[cluster, ("INPUT_AWS-REGION", region)]);
+            assert!(e.starts_with("input `aws-region`"), "{region}: {e}");
+        }
+        assert!(parse(&[cluster, ("INPUT_AWS-REGION", "us-gov-west-1")]).is_ok());
+        for arn in [
+            "arn:aws:iam::123456789012:role/a b",
+            "arn:aws:iam::123456789012:role/a\nb",
+            "arn:aws:iam::123456789012:role/a?b",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/path/",
+            "arn:aws:iam:eu-west-1:123456789012:role/dora",
+            "arn::iam::123456789012:role/dora",
+            "arn:AWS:iam::123456789012:role/dora",
+        ] {
+            let e = error(&[cluster, ("INPUT_ROLE-TO-ASSUME", arn)]);
+            assert!(e.starts_with("input `role-to-assume`"), "{arn}: {e}");
+        }
+        assert!(
+            parse(&[
+                cluster,
+                (
+                    "INPUT_ROLE-TO-ASSUME",
+                    "arn:aws-cn:iam::123456789012:role/ci/dora+x=1,a.b@c_d-e"
+                )
+            ])
+            .is_ok()
+        );
+    }
+}
