@@ -10,10 +10,10 @@ use reqwest::Url;
 use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
-use crate::inputs::{Inputs, Mode};
+use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
 use crate::pushgateway::{Listing, Pushgateway};
 use crate::report::Report;
-use crate::run::{Runner, deliver, group_header, resolve_mode};
+use crate::run::{deliver, group_header};
 use crate::sources::cluster;
 use crate::sources::payload::{self, Observation, Rules};
 use crate::sources::{event, lookups, workflows};
@@ -198,28 +198,7 @@ pub enum Begun {
 /// ends the run here).
 pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> {
     let event_name = runner.event_name.as_deref().unwrap_or("");
-    let mode = resolve_mode(inputs, event_name)?;
-    if inputs.pushgateway_url.is_none()
-        && inputs.cluster_name.is_none()
-        && inputs.remote_write.is_none()
-        && !inputs.dry_run
-    {
-        return Err(Error::input(
-            "pushgateway-url",
-            "required when `cluster-name` and `remote-write-url` are empty: set one of them (or `dry-run: true`)",
-        ));
-    }
-    if mode == Mode::Workflows && !runner.env.contains_key("GITHUB_REPOSITORY") {
-        return Err(Error::input(
-            "workflows",
-            "GITHUB_REPOSITORY is not set: cannot tell whose workflows to read",
-        ));
-    }
-    let environment = inputs
-        .environment
-        .clone()
-        .or_else(|| inputs.cluster_name.clone())
-        .unwrap_or_else(|| "default".into());
+    let Settings { mode, environment } = resolve(inputs, runner)?;
     let mut report = Report {
         job: inputs.job.clone(),
         dry_run: inputs.dry_run,

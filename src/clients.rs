@@ -16,13 +16,12 @@ use crate::actions;
 use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::github::{self, GitHub};
 use crate::http;
-use crate::inputs::{Inputs, Mode, RemoteAuth, RemoteWriteTarget};
+use crate::inputs::{Inputs, Mode, RemoteAuth, RemoteWriteTarget, Runner};
 use crate::kubernetes;
 use crate::pushgateway::{Pushgateway, Transport};
 use crate::remote_write::{self, RemoteWrite};
 use crate::report::ClusterState;
 use crate::retry::Backoff;
-use crate::run::Runner;
 use crate::{Error, Result};
 
 /// The outside systems of one run.

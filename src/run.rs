@@ -1,18 +1,14 @@
-//! The runner context, the mode, and the delivery of a run's events (being
-//! split into `inputs`, `dora::plan` and `sinks`).
-
-use std::path::PathBuf;
+//! The delivery of a run's events (being split into `dora::plan` and
+//! `sinks`); the runner context and the mode are in `inputs` now.
 
 use jiff::Timestamp;
-use reqwest::Url;
 
 use std::collections::BTreeMap;
 
-use crate::actions::RunnerFiles;
 use crate::dora;
 use crate::github::GitHub;
 use crate::http;
-use crate::inputs::{Inputs, Mode};
+use crate::inputs::Inputs;
 use crate::pushgateway::{self, Listing, Pushgateway};
 use crate::remote_write::{self, RemoteWrite};
 use crate::report::{RemoteWriteState, Report};
@@ -20,92 +16,9 @@ use crate::sources::lookups;
 use crate::{Error, Failure, Result};
 use futures_util::StreamExt;
 
-/// The runner's context, from the `GITHUB_*` variables.
-#[derive(Debug, Clone)]
-pub struct Runner {
-    pub event_name: Option<String>,
-    pub event_path: Option<PathBuf>,
-    pub api_url: Url,
-    pub server_url: String,
-    pub files: RunnerFiles,
-    /// Every non-empty variable (trimmed), for AWS and OIDC settings.
-    pub env: BTreeMap<String, String>,
-}
-
-impl Runner {
-    /// Reads the runner context from environment pairs; unset or empty
-    /// variables fall back to github.com (a local run).
-    pub fn from_env(vars: &[(String, String)]) -> Result<Runner> {
-        let env: BTreeMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.trim().to_string()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        let get = |name: &str| env.get(name).cloned();
-        let api = get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-        let api_url = Url::parse(&api)
-            .map_err(|e| Error::input("GITHUB_API_URL", format!("invalid value `{api}`: {e}")))?;
-        Ok(Runner {
-            event_name: get("GITHUB_EVENT_NAME"),
-            event_path: get("GITHUB_EVENT_PATH").map(PathBuf::from),
-            api_url,
-            server_url: get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
-            files: RunnerFiles {
-                output: get("GITHUB_OUTPUT").map(PathBuf::from),
-                summary: get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-            },
-            env,
-        })
-    }
-}
-
-/// Which mode a run is in, from the `mode` input and the triggering event.
-pub(crate) fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
-    let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status");
-    let mode = match inputs.mode {
-        Mode::Auto if is_deploy_event => Mode::Event,
-        Mode::Auto if !inputs.workflows.is_empty() => Mode::Workflows,
-        Mode::Auto => Mode::Cluster,
-        Mode::Event if event_name.is_empty() => {
-            return Err(Error::input(
-                "mode",
-                "`event` needs GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by the runner)",
-            ));
-        }
-        Mode::Event if !is_deploy_event => {
-            return Err(Error::input(
-                "mode",
-                format!(
-                    "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{event_name}`"
-                ),
-            ));
-        }
-        Mode::Workflows if inputs.workflows.is_empty() => {
-            return Err(Error::input(
-                "workflows",
-                "required with `mode: workflows`: the workflow files to read (e.g. `deploy.yml`)",
-            ));
-        }
-        other => other,
-    };
-    if mode == Mode::Cluster && inputs.cluster_name.is_none() {
-        let why = if inputs.mode == Mode::Auto {
-            let what = if event_name.is_empty() {
-                "no event".to_string()
-            } else {
-                format!("event `{event_name}`")
-            };
-            format!(
-                "required: `auto` chose cluster mode for {what} (set `workflows` for history, or trigger on `workflow_run`/`deployment_status`)"
-            )
-        } else {
-            "required with `mode: cluster`: the EKS cluster whose Flux and Flagger objects to read"
-                .to_string()
-        };
-        return Err(Error::input("cluster-name", why));
-    }
-    Ok(mode)
-}
+/// Moved to [`crate::inputs`]; kept here so `run::Runner` still names it
+/// while the rest of this file moves out.
+pub use crate::inputs::Runner;
 
 /// `# group: job=dora repository="…" …`, the line a dry run prints above each group.
 pub(crate) fn group_header(job: &str, group: &dora::Group) -> String {

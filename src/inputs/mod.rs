@@ -13,17 +13,21 @@
 //! - `table.rs`: [`INPUTS`], every input with its default and `--help` line;
 //! - `parse.rs`: one small pure function per kind of value;
 //! - `urls.rs`: the URL inputs, their credentials (masked, never shown) and
-//!   the `remote-write-*` inputs.
+//!   the `remote-write-*` inputs;
+//! - `context.rs`: the runner's `GITHUB_*` context ([`Runner`]) and
+//!   [`resolve`], which settles the mode and checks what it requires.
 
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+mod context;
 mod parse;
 mod table;
 mod urls;
 
+pub use context::{Runner, Settings, resolve};
 pub use parse::MAX_DURATION;
 pub use table::{INPUTS, InputSpec, defaults, help_inputs};
 pub use urls::{URL_INPUTS, url_credentials};
