@@ -278,6 +278,156 @@ mod tests {
     use super::*;
     use crate::inputs::Branches;
 
+    // Each parser on its own, with literal values.
+
+    /// The input an error names, or a message saying what did not fail.
+    fn named<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(Error::Input { name, .. }) => name,
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mode_spellings() {
+        assert_eq!(parse_mode("auto").unwrap(), Mode::Auto);
+        assert_eq!(parse_mode("event").unwrap(), Mode::Event);
+        assert_eq!(parse_mode("workflows").unwrap(), Mode::Workflows);
+        assert_eq!(parse_mode("cluster").unwrap(), Mode::Cluster);
+        for v in ["Auto", "EVENT", "workflow", "clusters", ""] {
+            assert_eq!(named(parse_mode(v)), "mode", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn bool_spellings_are_yaml_core_ones() {
+        for v in ["true", "True", "TRUE"] {
+            assert!(parse_bool("dry-run", v).unwrap(), "{v}");
+        }
+        for v in ["false", "False", "FALSE"] {
+            assert!(!parse_bool("dry-run", v).unwrap(), "{v}");
+        }
+        for v in ["yes", "no", "1", "0", "on", "tRUE", ""] {
+            assert_eq!(named(parse_bool("dry-run", v)), "dry-run", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn durations_zero_only_where_allowed() {
+        assert_eq!(parse_duration("retention", "0", true).unwrap(), 0);
+        assert_eq!(named(parse_duration("lookback", "0", false)), "lookback");
+        assert_eq!(
+            parse_duration("lookback", "12h", false).unwrap(),
+            12 * 3_600
+        );
+        assert_eq!(
+            parse_duration("lookback", "3653d", false).unwrap(),
+            MAX_DURATION
+        );
+        assert_eq!(
+            named(parse_duration("lookback", "3654d", false)),
+            "lookback"
+        );
+        assert_eq!(
+            named(parse_duration("retention", "soon", true)),
+            "retention"
+        );
+    }
+
+    #[test]
+    fn lists_drop_blanks_and_refuse_emptiness() {
+        assert_eq!(parse_list("x", "a").unwrap(), ["a"]);
+        assert_eq!(parse_list("x", " a , b ").unwrap(), ["a", "b"]);
+        assert_eq!(parse_list("x", "a\nb,,c\n").unwrap(), ["a", "b", "c"]);
+        for v in [",", " , \n ", "\n\n"] {
+            assert_eq!(named(parse_list("x", v)), "x", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn dns_labels_and_subdomains() {
+        for ok in ["a", "prod", "flux-system", "a1", "1a", &"a".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+        assert!(is_dns_subdomain("apps.prod"));
+        assert!(!is_dns_subdomain("apps..prod"));
+        assert!(!is_dns_subdomain(&format!("{}.a", "a".repeat(253))));
+    }
+
+    #[test]
+    fn services_with_and_without_a_port() {
+        let svc = |ns: &str, n: &str, p: Option<&str>| ServiceRef {
+            namespace: ns.into(),
+            name: n.into(),
+            port: p.map(String::from),
+        };
+        assert_eq!(
+            parse_service("observability/pushgateway:9091").unwrap(),
+            svc("observability", "pushgateway", Some("9091"))
+        );
+        assert_eq!(parse_service("obs/pg").unwrap(), svc("obs", "pg", None));
+        assert_eq!(
+            parse_service("obs/pg:http").unwrap(),
+            svc("obs", "pg", Some("http"))
+        );
+        for bad in [
+            "pg",
+            "pg:9091",
+            "obs/pg:0",
+            "obs/pg:65536",
+            "obs/pg:",
+            "obs/pg:1234567890123456",
+            "obs/pg:-http",
+            "Obs/pg",
+            "obs/pg/x",
+            "/pg",
+        ] {
+            assert_eq!(named(parse_service(bad)), "pushgateway-service", "{bad}");
+        }
+    }
+
+    #[test]
+    fn kustomizations_all_or_named() {
+        assert_eq!(parse_kustomizations("*").unwrap(), Kustomizations::All);
+        assert_eq!(
+            parse_kustomizations("flux-system/apps, prod/web.v2").unwrap(),
+            Kustomizations::Named(vec![
+                ("flux-system".into(), "apps".into()),
+                ("prod".into(), "web.v2".into())
+            ])
+        );
+        for bad in ["apps", "*,a/b", "a/", "/b", "A/b", "a/B"] {
+            assert_eq!(named(parse_kustomizations(bad)), "kustomizations", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_names() {
+        for ok in ["prod", "prod-eks", "a_1", "9", &"a".repeat(100)] {
+            assert_eq!(parse_cluster_name(ok).unwrap(), ok);
+        }
+        for bad in ["-prod", "_prod", "pro d", "prod.eks", &"a".repeat(101)] {
+            assert_eq!(named(parse_cluster_name(bad)), "cluster-name", "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_visible_ascii() {
+        assert_eq!(
+            parse_token("github-token", "ghp_x-1".into()).unwrap(),
+            "ghp_x-1"
+        );
+        for bad in ["a b", "a\tb", "é", "a\u{0}"] {
+            assert_eq!(
+                named(parse_token("github-token", bad.into())),
+                "github-token"
+            );
+        }
+    }
+
     #[test]
     fn bad_values_name_the_input_and_the_value() {
         assert_eq!(

@@ -290,6 +290,65 @@ mod tests {
     use super::super::tests::{assert_refused, error, parse};
     use super::*;
 
+    fn url(v: &str) -> Url {
+        Url::parse(v).unwrap()
+    }
+
+    #[test]
+    fn the_amp_region_comes_from_the_workspace_host_only() {
+        let amp = |v: &str| amp_region(&url(v));
+        assert_eq!(
+            amp(
+                "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
+            )
+            .as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(amp("https://aps-workspaces..amazonaws.com/x"), None);
+        assert_eq!(amp("https://aps-workspaces.a.b.amazonaws.com/x"), None);
+        assert_eq!(
+            amp("https://aps-workspaces.eu-west-1.amazonaws.com.evil/x"),
+            None
+        );
+        assert_eq!(amp("https://mimir.example/api/v1/push"), None);
+    }
+
+    #[test]
+    fn auto_picks_the_auth_what_is_set_calls_for() {
+        let creds = |t: Option<&str>, u: Option<&str>| Credentials {
+            token: t.map(String::from),
+            username: u.map(String::from),
+            password: None,
+        };
+        let kind = |c: &Credentials, amp: bool| auth_kind("auto", c, amp).unwrap();
+        assert_eq!(kind(&creds(Some("t"), Some("u")), true), "bearer");
+        assert_eq!(kind(&creds(None, Some("u")), true), "basic");
+        assert_eq!(kind(&creds(None, None), true), "sigv4");
+        assert_eq!(kind(&creds(None, None), false), "none");
+        // An explicit auth is kept as it is, whatever is set.
+        for auth in ["none", "bearer", "basic", "sigv4"] {
+            assert_eq!(
+                auth_kind(auth, &creds(Some("t"), None), false).unwrap(),
+                auth
+            );
+        }
+        let e = auth_kind("Bearer", &creds(None, None), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("input `remote-write-auth`: invalid value `Bearer`")
+        );
+    }
+
+    #[test]
+    fn userinfo_is_what_lies_before_the_authoritys_last_at() {
+        assert_eq!(userinfo("http://u:p@h/"), Some("u:p"));
+        assert_eq!(userinfo("http://a@b@h:1/x"), Some("a@b"));
+        assert_eq!(userinfo("http://h/a@b"), None);
+        assert_eq!(userinfo("http://h?a@b"), None);
+        assert_eq!(userinfo("http://h#a@b"), None);
+        assert_eq!(userinfo("u:p@h"), None);
+    }
+
     #[test]
     fn remote_write_auth_follows_what_is_set() {
         let url = (
