@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 /// The inputs that hold a URL. Their credentials are masked before any
 /// input is validated ([`url_credentials`]), and no message shows them
-/// ([`without_userinfo`]).
+/// (`without_userinfo`).
 pub const URL_INPUTS: [&str; 2] = ["pushgateway-url", "remote-write-url"];
 
 /// The secret part of a URL as typed, found without parsing it (an invalid
