@@ -16,10 +16,6 @@ use crate::sources::lookups;
 use crate::{Error, Failure, Result};
 use futures_util::StreamExt;
 
-/// Moved to [`crate::inputs`]; kept here so `run::Runner` still names it
-/// while the rest of this file moves out.
-pub use crate::inputs::Runner;
-
 /// `# group: job=dora repository="…" …`, the line a dry run prints above each group.
 pub(crate) fn group_header(job: &str, group: &dora::Group) -> String {
     group
