@@ -19,9 +19,7 @@
 //! implementations instead of one with itself.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -32,8 +30,9 @@ use tempfile::TempDir;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::Action;
 use super::kube::FakeApiServer;
-use super::{Action, START_ATTEMPTS, Service, die_with_parent, free_port, tempdir};
+use super::process::{Service, Spec, http, tempdir};
 
 /// The account moto and the EKS stub report (moto's default account).
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -422,51 +421,32 @@ impl Moto {
             bin.display()
         );
         let dir = tempdir("dora-moto-");
-        let mut last_log = String::new();
-        for attempt in 1..=START_ATTEMPTS {
-            let port = free_port();
-            let log = dir.path().join(format!("moto-{attempt}.log"));
-            let out = File::create(&log).expect("create moto log");
-            let err = out.try_clone().expect("clone log handle");
-            let mut command = Command::new(&bin);
-            command
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                // Werkzeug logs to stderr; unbuffered so the "Running on"
-                // line is in the file as soon as it is printed.
-                .env("PYTHONUNBUFFERED", "1")
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
-            die_with_parent(&mut command);
-            let child = command
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-            let mut service = Service {
-                name: "moto",
-                child,
-                log,
-            };
-            let url = format!("http://127.0.0.1:{port}");
-            // Werkzeug prints this only after binding; a parallel test's moto
-            // on the same port would answer too, and ours then exits.
-            let bound = format!("Running on http://127.0.0.1:{port}");
-            match service.wait_ready(&url, &bound, "/moto-api/").await {
-                Ok(()) => {
-                    return Moto {
-                        url,
-                        _service: service,
-                        _dir: dir,
-                    };
-                }
-                Err(text) if text.contains("in use") => {
-                    last_log = text;
-                    continue;
-                }
-                Err(text) => panic!("moto_server did not become ready on {url}:\n{text}"),
-            }
+        let spec = Spec {
+            name: "moto",
+            bin: &bin,
+            // Werkzeug logs to stderr; unbuffered so the "Running on" line
+            // is in the file as soon as it is printed.
+            env: &[("PYTHONUNBUFFERED", "1")],
+            // Werkzeug prints this only after binding; a parallel test's
+            // moto on the same port would answer too, and ours then exits.
+            bound: |port| format!("Running on http://127.0.0.1:{port}"),
+            ready_path: "/moto-api/",
+            clash: "in use",
+        };
+        let (service, url) = Service::spawn(&spec, dir.path(), |port| {
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ]
+        })
+        .await;
+        Moto {
+            url,
+            _service: service,
+            _dir: dir,
         }
-        panic!("moto_server hit a port clash {START_ATTEMPTS} times; last log:\n{last_log}")
     }
 
     /// Creates EKS cluster `name` in `region` (a signed `POST /clusters`:
@@ -509,7 +489,7 @@ impl Moto {
             sigv4_encode(role_arn),
             sigv4_encode(web_identity_token)
         );
-        let response = super::http()
+        let response = http()
             .post(format!("{}/", self.url))
             .header(
                 "content-type",
@@ -556,7 +536,7 @@ impl Moto {
             region,
             SystemTime::now(),
         );
-        let mut request = super::http().request(method.parse().expect("HTTP method"), &url);
+        let mut request = http().request(method.parse().expect("HTTP method"), &url);
         if !body.is_empty() {
             request = request.header("content-type", content_type);
         }
@@ -595,7 +575,7 @@ async fn aws_response(response: reqwest::Response) -> AwsResponse {
 /// The credentials in moto's STS state (`sts.AssumedRole` of
 /// `/moto-api/data.json`); empty if moto cannot be reached.
 pub async fn moto_issued_credentials(moto_url: &str) -> Vec<AwsCredentials> {
-    let Ok(response) = super::http()
+    let Ok(response) = http()
         .get(format!("{moto_url}/moto-api/data.json"))
         .send()
         .await

@@ -105,7 +105,7 @@ impl FaultyFront {
             upstream: upstream.map(|u| u.trim_end_matches('/').to_string()),
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
-            client: super::http(),
+            client: super::process::http(),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         FaultyFront {

@@ -235,7 +235,7 @@ impl FakeApiServer {
             config,
             objects: Mutex::new(objects),
             requests: Mutex::new(Vec::new()),
-            upstream: super::http(),
+            upstream: super::process::http(),
         });
         let acceptor = TlsAcceptor::from(Arc::new(tls));
         let task = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
