@@ -26,9 +26,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub};
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Action, Pushgateway};
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{Action, GitHub, Pushgateway, commit_json};
 
 const CLUSTER: &str = "bench-eks";
 const REGION: &str = "eu-west-1";
@@ -189,13 +187,10 @@ async fn bench() {
     .await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/repos/octo-org/shop/commits/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"sha": "x", "commit": {"committer": {"date": "2026-11-20T10:00:00Z"}}}),
-        ))
-        .mount(&gh)
+    let at = "2026-11-20T10:00:00Z";
+    let gh = GitHub::new()
+        .any_commit(commit_json("x", at, at))
+        .start()
         .await;
 
     // The binary users run is the image's static musl build; cargo's own

@@ -41,9 +41,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub};
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Pushgateway, fixture};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{GitHub, GitHubMock, Pushgateway, fixture};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, ResponseTemplate};
 
 const CLUSTER: &str = "bench-eks";
 const REGION: &str = "eu-west-1";
@@ -140,38 +140,23 @@ fn read_json(path: &Path) -> Value {
 
 /// GitHub REST: the history of `deploy.yml` (by file name and by id), a
 /// compare of any two commits (three commits shipped), any commit.
-async fn github(now: Timestamp) -> MockServer {
-    let server = MockServer::start().await;
+async fn github(now: Timestamp) -> GitHubMock {
     let runs = history(now);
-    for workflow in ["deploy.yml".to_string(), WORKFLOW_ID.to_string()] {
-        Mock::given(method("GET"))
-            .and(path(format!(
-                "/repos/{REPOSITORY}/actions/workflows/{workflow}/runs"
-            )))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"total_count": runs.len(), "workflow_runs": runs})),
-            )
-            .mount(&server)
-            .await;
-    }
-    Mock::given(method("GET"))
-        .and(path_regex(format!(
-            "^/repos/{REPOSITORY}/compare/[0-9a-f]+\\.\\.\\.[0-9a-f]+$"
-        )))
-        .respond_with(Compare {
-            deployed: deploy_times(now),
-        })
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(format!(
-            "^/repos/{REPOSITORY}/commits/[0-9a-f]+$"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(commit(now, 8 * HOUR)))
-        .mount(&server)
-        .await;
-    server
+    GitHub::new()
+        .runs("deploy.yml", &runs)
+        .runs(&WORKFLOW_ID.to_string(), &runs)
+        .mock(
+            Mock::given(method("GET"))
+                .and(path_regex(format!(
+                    "^/repos/{REPOSITORY}/compare/[0-9a-f]+\\.\\.\\.[0-9a-f]+$"
+                )))
+                .respond_with(Compare {
+                    deployed: deploy_times(now),
+                }),
+        )
+        .any_commit(commit(now, 8 * HOUR))
+        .start()
+        .await
 }
 
 fn commit(now: Timestamp, committed_ago: i64) -> Value {
@@ -408,7 +393,7 @@ struct Services {
     pg: Pushgateway,
     api: FakeApiServer,
     eks: EksStub,
-    gh: MockServer,
+    gh: GitHubMock,
     http: reqwest::Client,
 }
 

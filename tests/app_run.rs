@@ -20,9 +20,7 @@ use jiff::Timestamp;
 use reqwest::Url;
 use serde_json::{Value, json};
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Pushgateway, fixture, rest_run, test_now};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{GitHubMock, Pushgateway, fixture, rest_run, test_now};
 
 const CLUSTER: &str = "prod-eks";
 const REGION: &str = "eu-west-1";
@@ -75,15 +73,10 @@ async fn run(inputs: &Inputs, runner: &Runner, clients: &Clients) -> Report {
         .expect("run")
 }
 
-/// GitHub answering nothing (every look-up a 404: warnings, not failures).
-async fn no_history() -> MockServer {
-    MockServer::start().await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn event_mode_records_the_payload_once_and_a_rerun_changes_nothing() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHubMock::empty().await;
     let payload = fixture("workflow_run/success.json");
     let runner = runner(&[
         ("GITHUB_EVENT_NAME", "workflow_run"),
@@ -109,21 +102,14 @@ async fn event_mode_records_the_payload_once_and_a_rerun_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn workflows_mode_records_each_completed_run_of_the_window() {
     let pg = Pushgateway::start().await;
-    let gh = MockServer::start().await;
     let runs: Vec<Value> = vec![
         rest_run(9003, "success", 3_600, &"c".repeat(40), 7_200),
         rest_run(9002, "failure", 7_200, &"b".repeat(40), 9_000),
         rest_run(9001, "success", 10_800, &"a".repeat(40), 12_000),
     ];
-    Mock::given(method("GET"))
-        .and(path(
-            "/repos/octo-org/shop/actions/workflows/deploy.yml/runs",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"total_count": runs.len(), "workflow_runs": runs})),
-        )
-        .mount(&gh)
+    let gh = support::GitHub::new()
+        .runs("deploy.yml", &runs)
+        .start()
         .await;
     let runner = runner(&[
         ("GITHUB_EVENT_NAME", "schedule"),
@@ -174,7 +160,7 @@ fn kustomization(name: &str, sha: &str, at: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_mode_reads_flux_through_the_kubernetes_client_it_is_given() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHubMock::empty().await;
     let sha = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
     let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {}, "items": items});
     let config = FakeApiConfig::new(CLUSTER, REGION)
@@ -233,7 +219,7 @@ async fn cluster_mode_reads_flux_through_the_kubernetes_client_it_is_given() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_sink_the_run_prints_what_it_would_push() {
-    let gh = no_history().await;
+    let gh = GitHubMock::empty().await;
     let payload = fixture("workflow_run/success.json");
     let runner = runner(&[
         ("GITHUB_EVENT_NAME", "workflow_run"),

@@ -8,8 +8,8 @@ mod support;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub};
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Action, Pushgateway, fixture};
-use wiremock::matchers::{method, path_regex};
+use support::{Action, GitHub, GitHubMock, Pushgateway};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CLUSTER: &str = "prod-eks";
@@ -56,25 +56,11 @@ fn canary(name: &str, phase: &str, at: &str) -> Value {
     })
 }
 
-/// GitHub REST serving the fixture commit (committed 10:00Z) for any sha.
-async fn github() -> MockServer {
-    let server = MockServer::start().await;
-    let body: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("github/commit.json")).unwrap())
-            .unwrap();
-    Mock::given(method("GET"))
-        .and(path_regex("^/repos/octo-org/shop/commits/[0-9a-f]+$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(body))
-        .mount(&server)
-        .await;
-    server
-}
-
 struct Cluster {
     pg: Pushgateway,
     api: FakeApiServer,
     eks: EksStub,
-    gh: MockServer,
+    gh: GitHubMock,
 }
 
 async fn cluster(objects: Vec<(&str, Value)>) -> Cluster {
@@ -90,7 +76,7 @@ async fn cluster(objects: Vec<(&str, Value)>) -> Cluster {
         pg,
         api,
         eks,
-        gh: github().await,
+        gh: GitHub::new().fixture_commit().start().await,
     }
 }
 

@@ -25,9 +25,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub};
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Action, Prometheus, Pushgateway};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{Action, GitHub, GitHubMock, Prometheus, Pushgateway, commit_json, compare_body};
 
 // ------------------------------------------------------------ the dashboard
 
@@ -753,14 +751,10 @@ fn run_json(
     r
 }
 
-fn commit_json(sha: &str, date: Timestamp) -> Value {
-    json!({"sha": sha, "commit": {"author": {"date": date.to_string()}, "committer": {"date": date.to_string()}, "message": "change"}})
-}
-
 /// GitHub REST: both workflows' runs, the compares, and the commits of the
 /// Flux revisions.
-async fn github(now: Timestamp) -> MockServer {
-    let server = MockServer::start().await;
+async fn github(now: Timestamp) -> GitHubMock {
+    let mut gh = GitHub::new();
     for workflow in [API, WEB] {
         let runs: Vec<Value> = RUNS
             .iter()
@@ -768,17 +762,7 @@ async fn github(now: Timestamp) -> MockServer {
             .rev() // newest first, as GitHub lists them
             .map(|r| run_json(now, *r))
             .collect();
-        Mock::given(method("GET"))
-            .and(path(format!(
-                "/repos/octo-org/shop/actions/workflows/{}/runs",
-                workflow.0
-            )))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"total_count": runs.len(), "workflow_runs": runs})),
-            )
-            .mount(&server)
-            .await;
+        gh = gh.runs(workflow.0, &runs);
     }
     for (base, head, commits) in COMPARES {
         let listed: Vec<Value> = commits
@@ -790,44 +774,21 @@ async fn github(now: Timestamp) -> MockServer {
                 } else {
                     sha(0xc000 + head * 10 + i as u64)
                 };
-                commit_json(&id, ago(now, *h))
+                commit_json(&id, ago(now, *h), ago(now, *h))
             })
             .collect();
-        Mock::given(method("GET"))
-            .and(path(format!(
-                "/repos/octo-org/shop/compare/{}...{}",
-                sha(base),
-                sha(head)
-            )))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "status": "ahead", "ahead_by": 3, "total_commits": 3, "commits": listed
-            })))
-            .with_priority(1)
-            .mount(&server)
-            .await;
+        gh = gh.compare(&sha(base), &sha(head), compare_body(3, listed));
     }
-    Mock::given(method("GET"))
-        .and(path_regex("^/repos/octo-org/shop/compare/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"status": "ahead", "ahead_by": 1, "total_commits": 1, "commits": []}),
-        ))
-        .mount(&server)
-        .await;
+    gh = gh.any_compare(compare_body(1, vec![]));
     for (n, _, committed) in REVISIONS.iter().chain([&NOT_READY]) {
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/octo-org/shop/commits/{}", sha(*n))))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(commit_json(&sha(*n), ago(now, *committed))),
-            )
-            .mount(&server)
-            .await;
+        let at = ago(now, *committed);
+        gh = gh.commit(&sha(*n), commit_json(&sha(*n), at, at));
     }
-    server
+    gh.start().await
 }
 
 /// The scheduled workflows-mode leg: both deploy workflows' history.
-async fn record_workflows(pg: &Pushgateway, remote: &Prometheus, gh: &MockServer) {
+async fn record_workflows(pg: &Pushgateway, remote: &Prometheus, gh: &GitHubMock) {
     let action = Action::new();
     let payload = action.dir().join("schedule.json");
     std::fs::write(
@@ -917,7 +878,7 @@ fn canary(name: &str, phase: &str, at: Timestamp) -> Value {
 /// Flux and Flagger history through the binary: one `mode: cluster` run per
 /// [`SNAPSHOTS`] entry, in order (recovery is found from what earlier runs
 /// stored). Needs cluster mode (issue 4).
-async fn record_cluster(pg: &Pushgateway, remote: &Prometheus, gh: &MockServer, now: Timestamp) {
+async fn record_cluster(pg: &Pushgateway, remote: &Prometheus, gh: &GitHubMock, now: Timestamp) {
     let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;

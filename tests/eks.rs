@@ -9,31 +9,15 @@ mod support;
 use support::aws::{AwsCredentials, EksStub, Moto, cluster_arn};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
-use support::{Action, Pushgateway, fixture};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{Action, GitHubMock, Pushgateway, fixture};
 
 const CLUSTER: &str = "prod-eks";
 const REGION: &str = "eu-west-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/dora-action";
 const GITHUB_TOKEN: &str = "ghs_eksTestTokenNeverPrinted0987654321";
 
-/// A GitHub REST mock that answers every call with an empty run list, and
-/// counts calls (a skipped run must make none).
-async fn github() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"total_count": 0, "workflow_runs": []})),
-        )
-        .mount(&server)
-        .await;
-    server
-}
-
 /// The success event, against `cluster-name`, with GitHub at `gh`.
-fn deploy_event(gh: &MockServer) -> Action {
+fn deploy_event(gh: &GitHubMock) -> Action {
     Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
         .input("cluster-name", CLUSTER)
@@ -46,7 +30,7 @@ fn deploy_event(gh: &MockServer) -> Action {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_cluster_is_a_clean_skip_with_no_further_call() {
     let moto = Moto::start().await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let pg = Pushgateway::start().await;
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())
@@ -82,7 +66,7 @@ async fn a_cluster_that_is_not_active_is_skipped_with_its_status() {
     let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION)).await;
     let eks = EksStub::start().await;
     eks.with_status(CLUSTER, REGION, "CREATING", &api).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -106,7 +90,7 @@ async fn a_cluster_that_is_not_active_is_skipped_with_its_status() {
 async fn access_denied_names_the_missing_permission() {
     let eks = EksStub::start().await;
     eks.access_denied(CLUSTER, REGION).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -134,7 +118,7 @@ async fn eks_throttling_is_retried() {
     let eks = EksStub::start().await;
     eks.throttle(CLUSTER, 2).await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -152,7 +136,7 @@ async fn credentials_from_the_environment_push_through_the_service_proxy() {
     let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh)
         .aws_credentials(&creds)
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -218,7 +202,7 @@ async fn a_web_identity_token_file_is_exchanged_with_sts() {
     .await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let action = deploy_event(&gh);
     let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9jdG8tb3JnL3Nob3AifQ.c2lnbmF0dXJlRmlsZQ";
     let token_file = action.dir().join("web-identity-token");
@@ -257,7 +241,7 @@ async fn role_to_assume_uses_the_jobs_own_oidc_token() {
     .await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let mut action = deploy_event(&gh)
         .input("role-to-assume", ROLE)
         .env("AWS_ENDPOINT_URL_STS", &moto.url)
@@ -289,7 +273,7 @@ async fn role_to_assume_uses_the_jobs_own_oidc_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn role_to_assume_without_id_token_permission_says_what_to_add() {
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh).input("role-to-assume", ROLE).run().await;
     out.assert_code(1);
     let errors = out.error_lines();
@@ -302,7 +286,7 @@ async fn role_to_assume_without_id_token_permission_says_what_to_add() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_credentials_at_all_is_a_clear_error() {
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh).run().await;
     out.assert_code(1);
     let errors = out.error_lines();
@@ -339,7 +323,7 @@ async fn a_rejected_eks_token_is_a_clear_error_and_pushes_nothing() {
     .await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -362,7 +346,7 @@ async fn a_direct_pushgateway_url_still_checks_the_cluster_first() {
     let moto = Moto::start().await;
     moto.create_cluster(CLUSTER, REGION).await;
     let pg = Pushgateway::start().await;
-    let gh = github().await;
+    let gh = GitHubMock::quiet().await;
     // moto's cluster exists (ACTIVE) with a random endpoint: with a URL given, it is not contacted.
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Action, Prometheus, Pushgateway, fixture};
-use wiremock::matchers::{header, method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{Action, GitHub, GitHubMock, Prometheus, Pushgateway, fixture, fixture_json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 const SHA: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
 const DEPLOYED_AT: f64 = 1_795_170_600.0; // 2026-11-20T10:30:00Z
@@ -18,29 +18,13 @@ const DEPLOYED_AT: f64 = 1_795_170_600.0; // 2026-11-20T10:30:00Z
 /// An action run that records `workflow_run/<name>` into `pg`, keeping every
 /// event (the fixtures' dates must not age out of the default retention),
 /// with GitHub REST at `github` (which the recovery-time look-up calls).
-fn run_event(pg: &Pushgateway, github: &MockServer, name: &str) -> Action {
+fn run_event(pg: &Pushgateway, github: &GitHubMock, name: &str) -> Action {
     Action::new()
         .event("workflow_run", &fixture(&format!("workflow_run/{name}")))
         .input("pushgateway-url", &pg.url)
         .input("retention", "0")
         .input("github-token", "ghs_test")
         .env("GITHUB_API_URL", &github.uri())
-}
-
-/// A GitHub REST mock whose workflow run listings are empty: no earlier runs.
-async fn no_history() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex(
-            r"^/repos/octo-org/shop/actions/workflows/[^/]+/runs$",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"total_count": 0, "workflow_runs": []})),
-        )
-        .mount(&server)
-        .await;
-    server
 }
 
 /// A copy of a fixture with some fields replaced (JSON pointer → value), in `dir`.
@@ -63,7 +47,7 @@ fn rfc3339(unix: i64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_successful_run_becomes_one_group_at_its_own_time() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let out = run_event(&pg, &gh, "success.json").run().await;
     out.assert_code(0);
     assert_eq!(out.output("skipped"), "false");
@@ -132,7 +116,7 @@ async fn a_successful_run_becomes_one_group_at_its_own_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_are_events_without_lead_time() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     for (name, run_id) in [
         ("failure.json", "7002"),
         ("timed_out.json", "7003"),
@@ -176,7 +160,7 @@ async fn failures_are_events_without_lead_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     for (name, why) in [
         (
             "cancelled.json",
@@ -217,7 +201,7 @@ async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_branches_widen_what_counts() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let out = run_event(&pg, &gh, "feature_branch.json")
         .input("deploy-branches", "main, feature/*")
         .run()
@@ -234,7 +218,7 @@ async fn deploy_branches_widen_what_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_source_label_is_never_empty_and_odd_names_survive() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     for (name, run_id, source) in [
         ("empty_name.json", "7009", "deploy.yml"),
         ("no_name_no_path.json", "7010", "workflow-1001"),
@@ -272,7 +256,7 @@ async fn the_source_label_is_never_empty_and_odd_names_survive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn payload_times_with_offsets_give_the_right_lead_time() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let out = run_event(&pg, &gh, "offset_times.json").run().await;
     out.assert_code(0);
     assert_eq!(out.output("lead-time-seconds"), "1800");
@@ -281,7 +265,7 @@ async fn payload_times_with_offsets_give_the_right_lead_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let file = fixture("workflow_run/missing_updated_at.json");
     let out = run_event(&pg, &gh, "missing_updated_at.json").run().await;
     out.assert_code(1);
@@ -323,7 +307,7 @@ async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     for (input, value) in [
         ("mode", "deploy"),
         ("dry-run", "yes"),
@@ -364,7 +348,7 @@ async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rerunning_the_same_event_changes_nothing() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     run_event(&pg, &gh, "success.json")
         .run()
         .await
@@ -383,7 +367,7 @@ async fn rerunning_the_same_event_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_never_overwrite_each_other() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let runs = ["success.json", "failure.json", "timed_out.json"]
         .map(|name| run_event(&pg, &gh, name).run());
     let [a, b, c] = runs;
@@ -484,7 +468,7 @@ async fn expired_groups_of_this_job_are_pruned_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_older_than_retention_is_not_pushed() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let out = run_event(&pg, &gh, "success.json")
         .input("retention", "1h")
         .run()
@@ -529,7 +513,7 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
         "retried for {took:?}"
     );
 
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let out = Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
         .input("pushgateway-url", &url)
@@ -554,7 +538,7 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_push_fails_and_leaves_no_group_behind() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     // Another group declares the same metric name as a counter: the Pushgateway must refuse our gauge.
     let clash = "# TYPE dora_workflow_deploy_event counter\ndora_workflow_deploy_event 1\n";
     assert_eq!(pg.put_raw("/metrics/job/legacy", clash).await, 200);
@@ -580,7 +564,7 @@ async fn a_rejected_push_fails_and_leaves_no_group_behind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_contacts_no_server_and_shows_the_exposition() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let out = run_event(&pg, &gh, "success.json")
         .input("dry-run", "true")
         .run()
@@ -640,19 +624,19 @@ async fn help_explains_itself() {
 }
 
 /// A GitHub REST mock serving the commit of the deployment fixtures.
-async fn github_with_commit(token: &str) -> MockServer {
-    let server = MockServer::start().await;
-    let body: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("github/commit.json")).unwrap())
-            .unwrap();
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/octo-org/shop/commits/{SHA}")))
-        .and(header("authorization", format!("Bearer {token}").as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(body))
-        .expect(1)
-        .mount(&server)
-        .await;
-    server
+async fn github_with_commit(token: &str) -> GitHubMock {
+    GitHub::new()
+        .mock(
+            Mock::given(method("GET"))
+                .and(path(format!("/repos/octo-org/shop/commits/{SHA}")))
+                .and(header("authorization", format!("Bearer {token}").as_str()))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(fixture_json("github/commit.json")),
+                )
+                .expect(1),
+        )
+        .start()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -696,10 +680,9 @@ async fn a_deployment_status_looks_up_its_commit_once_and_never_shows_the_token(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
-    let github = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("{\"message\":\"Not Found\"}"))
-        .mount(&github)
+    let github = GitHub::new()
+        .every_get(ResponseTemplate::new(404).set_body_string("{\"message\":\"Not Found\"}"))
+        .start()
         .await;
     let pg = Pushgateway::start().await;
     let out = Action::new()
@@ -739,7 +722,7 @@ async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_sees_the_history_by_event_time() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     for name in [
         "success.json",
         "failure.json",
@@ -814,7 +797,7 @@ fn run_group_path(job: &str, run_id: u64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
     let pg = Pushgateway::start().await;
-    let gh = no_history().await;
+    let gh = GitHub::new().no_runs().start().await;
     let now = jiff::Timestamp::now().as_second();
     let (hour, day) = (3_600, 86_400);
     // 7001: the very run the event is about, stored by the previous version

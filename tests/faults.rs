@@ -66,8 +66,10 @@ use support::aws::{AwsCredentials, EksStub, eks_error};
 use support::front::{Fault, FaultyFront};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
-use support::{Action, Group, Outcome, Pushgateway, fixture};
-use wiremock::matchers::{any, method, path, path_regex};
+use support::{
+    Action, GitHub, GitHubMock, Group, Outcome, Pushgateway, compare_body, fixture, fixture_json,
+};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "ghs_faultMatrixTokenNeverPrinted0042";
@@ -112,24 +114,6 @@ async fn seeded_pushgateway() -> Pushgateway {
 /// `url` with a user and [`PG_PASSWORD`] in it.
 fn with_password(url: &str) -> String {
     url.replacen("http://", &format!("http://dora:{PG_PASSWORD}@"), 1)
-}
-
-/// GitHub REST that answers every call with an empty run list: no history.
-async fn quiet_github() -> MockServer {
-    github_answering(
-        ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "workflow_runs": []})),
-    )
-    .await
-}
-
-/// GitHub REST that answers every call with `response`.
-async fn github_answering(response: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(response)
-        .mount(&server)
-        .await;
-    server
 }
 
 /// Event mode on the success fixture (run 7001 of `deploy.yml`), keeping
@@ -279,7 +263,7 @@ async fn a_remote_write_store_that_is_down_fails_within_its_bound_and_pushes_not
         .port();
     let pg = seeded_pushgateway().await;
     let before = state(&pg).await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let start = Instant::now();
     let out = event_run(&pg.url, &gh.uri())
         .input(
@@ -319,7 +303,7 @@ async fn a_pushgateway_that_is_down_leaks_no_credentials() {
         .unwrap()
         .port();
     let url = with_password(&format!("http://127.0.0.1:{port}"));
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let start = Instant::now();
     let out = event_run(&url, &gh.uri())
         .timeout(Duration::from_secs(120))
@@ -349,7 +333,7 @@ async fn a_pushgateway_slower_than_the_timeout_fails_within_its_bound() {
     let front = FaultyFront::start(Some(&pg.url)).await;
     front.fault(Some("PUT"), "/metrics/", Fault::Hang, None);
     front.fault(Some("DELETE"), "/metrics/", Fault::Hang, None);
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let start = Instant::now();
     let out = event_run(&with_password(&front.url), &gh.uri())
         .timeout(Duration::from_secs(120))
@@ -382,7 +366,7 @@ async fn a_pushgateway_stalling_mid_answer_is_a_timeout_not_a_malformed_answer()
         },
         None,
     );
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let start = Instant::now();
     let out = event_run(&with_password(&front.url), &gh.uri())
         .timeout(Duration::from_secs(120))
@@ -406,7 +390,7 @@ async fn a_pushgateway_stalling_mid_answer_is_a_timeout_not_a_malformed_answer()
 async fn pushgateway_500s_are_retried_within_the_bound_and_leave_no_group() {
     let pg = seeded_pushgateway().await;
     let before = state(&pg).await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
 
     let front = FaultyFront::start(Some(&pg.url)).await;
     front.fault(
@@ -466,7 +450,7 @@ fn rate_limited() -> ResponseTemplate {
 async fn a_distant_rate_limit_reset_fails_workflows_mode_at_once() {
     let pg = seeded_pushgateway().await;
     let before = state(&pg).await;
-    let gh = github_answering(rate_limited()).await;
+    let gh = GitHubMock::answering(rate_limited()).await;
     let start = Instant::now();
     let out = leg(&pg.url, &gh.uri(), "deploy.yml").run().await;
     let took = start.elapsed();
@@ -488,7 +472,7 @@ async fn a_distant_rate_limit_reset_fails_workflows_mode_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limit_in_event_mode_is_a_warning() {
     let pg = Pushgateway::start().await;
-    let gh = github_answering(rate_limited()).await;
+    let gh = GitHubMock::answering(rate_limited()).await;
     let start = Instant::now();
     let out = event_run(&pg.url, &gh.uri()).run().await;
     let took = start.elapsed();
@@ -508,7 +492,7 @@ async fn a_rate_limit_in_event_mode_is_a_warning() {
 async fn persistent_502s_fail_workflows_mode_within_a_minute() {
     let pg = seeded_pushgateway().await;
     let before = state(&pg).await;
-    let gh = github_answering(
+    let gh = GitHubMock::answering(
         ResponseTemplate::new(502)
             .set_body_string("<html><body><h1>502 Bad Gateway</h1></body></html>"),
     )
@@ -534,7 +518,7 @@ async fn persistent_502s_fail_workflows_mode_within_a_minute() {
 /// A case of [`retry_budgets_are_kept`].
 async fn persistent_502s_in_event_mode_are_a_warning_within_its_bound() {
     let pg = Pushgateway::start().await;
-    let gh = github_answering(ResponseTemplate::new(502).set_body_string("Bad Gateway")).await;
+    let gh = GitHubMock::answering(ResponseTemplate::new(502).set_body_string("Bad Gateway")).await;
     let start = Instant::now();
     let out = event_run(&pg.url, &gh.uri()).run().await;
     let took = start.elapsed();
@@ -549,7 +533,7 @@ async fn persistent_502s_in_event_mode_are_a_warning_within_its_bound() {
 /// A case of [`retry_budgets_are_kept`].
 async fn a_github_timeout_in_event_mode_is_a_warning_within_its_bound() {
     let pg = Pushgateway::start().await;
-    let gh = github_answering(
+    let gh = GitHubMock::answering(
         ResponseTemplate::new(200)
             .set_body_json(json!({"total_count": 0, "workflow_runs": []}))
             .set_delay(Duration::from_secs(60)),
@@ -594,7 +578,7 @@ async fn a_github_answer_stalling_mid_body_is_a_timeout() {
 async fn a_malformed_run_list_fails_workflows_mode_at_once() {
     let pg = seeded_pushgateway().await;
     let before = state(&pg).await;
-    let gh = github_answering(ResponseTemplate::new(200).set_body_raw(
+    let gh = GitHubMock::answering(ResponseTemplate::new(200).set_body_raw(
         r#"{"total_count": 3, "workflow_runs": [{"id": 1,"#,
         "application/json",
     ))
@@ -618,23 +602,10 @@ async fn a_malformed_run_is_skipped_with_a_warning() {
     let mut broken = listed_run(8802, "success", 2, "deploy.yml");
     broken["updated_at"] = json!("yesterday-ish");
     let runs = vec![listed_run(8801, "success", 1, "deploy.yml"), broken];
-    let gh = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/repos/octo-org/shop/actions/workflows/deploy.yml/runs",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"total_count": 2, "workflow_runs": runs})),
-        )
-        .mount(&gh)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/repos/octo-org/shop/compare/"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"total_commits": 1, "commits": []})),
-        )
-        .mount(&gh)
+    let gh = GitHub::new()
+        .runs("deploy.yml", &runs)
+        .any_compare(compare_body(1, vec![]))
+        .start()
         .await;
     let out = leg(&pg.url, &gh.uri(), "deploy.yml").run().await;
     out.assert_code(0);
@@ -652,7 +623,7 @@ async fn a_malformed_run_is_skipped_with_a_warning() {
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_github_answers_in_event_mode_are_a_warning() {
     let pg = Pushgateway::start().await;
-    let gh = github_answering(
+    let gh = GitHubMock::answering(
         ResponseTemplate::new(200).set_body_raw("<html>Unicorn!</html>", "text/html"),
     )
     .await;
@@ -692,7 +663,7 @@ async fn sts_answering(response: ResponseTemplate) -> MockServer {
 
 /// Event mode against `cluster-name`, with the Pushgateway given by URL (the
 /// cluster is still checked first).
-fn cluster_event(pg: &Pushgateway, gh: &MockServer) -> Action {
+fn cluster_event(pg: &Pushgateway, gh: &GitHubMock) -> Action {
     Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
         .input("cluster-name", CLUSTER)
@@ -715,7 +686,7 @@ async fn sts_access_denied_names_the_role_and_its_trust_policy() {
     ))
     .await;
     let eks = EksStub::start().await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let mut action = cluster_event(&pg, &gh)
         .input("role-to-assume", ROLE)
         .env("AWS_ENDPOINT_URL_STS", &sts.uri())
@@ -749,7 +720,7 @@ async fn an_expired_web_identity_token_is_named_and_not_retried() {
     ))
     .await;
     let eks = EksStub::start().await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let action = cluster_event(&pg, &gh);
     let web_identity =
         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9jdG8tb3JnL3Nob3AifQ.c2lnbmF0dXJlRmF1bHRz";
@@ -790,7 +761,7 @@ async fn expired_credentials_are_named_and_not_retried() {
         ),
     )
     .await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let creds = AwsCredentials::test_session();
     let start = Instant::now();
     let out = cluster_event(&pg, &gh)
@@ -829,7 +800,7 @@ async fn eks_throttling_that_never_ends_fails_within_the_aws_bound() {
         eks_error(429, "ThrottlingException", "Rate exceeded"),
     )
     .await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let start = Instant::now();
     let out = cluster_event(&pg, &gh)
         .aws_credentials(&AwsCredentials::test())
@@ -868,7 +839,7 @@ async fn an_eks_answer_stalling_mid_body_is_a_timeout_within_the_aws_bound() {
         },
         None,
     );
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let start = Instant::now();
     let out = cluster_event(&pg, &gh)
         .aws_credentials(&AwsCredentials::test())
@@ -895,7 +866,7 @@ async fn eks_throttling_in_the_400_shape_is_retried() {
     eks.fail(CLUSTER, 2, 400, "ThrottlingException", "Rate exceeded")
         .await;
     eks.active(CLUSTER, REGION, &api).await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let out = cluster_event(&pg, &gh)
         .aws_credentials(&AwsCredentials::test())
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
@@ -909,7 +880,7 @@ async fn eks_throttling_in_the_400_shape_is_retried() {
 // ----------------------------------------------------------------- API server
 
 /// The success event pushed through the API server's service proxy of `api`.
-async fn through_the_cluster(api: &FakeApiServer, gh: &MockServer) -> (Action, EksStub) {
+async fn through_the_cluster(api: &FakeApiServer, gh: &GitHubMock) -> (Action, EksStub) {
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, api).await;
     let action = Action::new()
@@ -946,7 +917,7 @@ async fn an_api_server_403_on_the_service_proxy_names_the_rbac_to_grant() {
             ),
     )
     .await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let (action, _eks) = through_the_cluster(&api, &gh).await;
     let start = Instant::now();
     let out = action.run().await;
@@ -967,7 +938,7 @@ async fn an_api_server_404_for_the_service_names_the_input() {
     let pg = seeded_pushgateway().await;
     let before = state(&pg).await;
     let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let (action, _eks) = through_the_cluster(&api, &gh).await;
     let start = Instant::now();
     let out = action
@@ -996,7 +967,7 @@ async fn an_api_server_slower_than_the_timeout_fails_within_its_bound() {
             .stall(Duration::from_secs(300)),
     )
     .await;
-    let gh = quiet_github().await;
+    let gh = GitHubMock::quiet().await;
     let (action, _eks) = through_the_cluster(&api, &gh).await;
     let start = Instant::now();
     let out = action.timeout(Duration::from_secs(120)).run().await;
@@ -1018,10 +989,8 @@ async fn an_api_server_slower_than_the_timeout_fails_within_its_bound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_status_recorded_twice_leaves_the_same_state() {
     let pg = Pushgateway::start().await;
-    let commit: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("github/commit.json")).unwrap())
-            .unwrap();
-    let gh = github_answering(ResponseTemplate::new(200).set_body_json(commit)).await;
+    let commit = fixture_json("github/commit.json");
+    let gh = GitHubMock::answering(ResponseTemplate::new(200).set_body_json(commit)).await;
     let run = || {
         Action::new()
             .event(
@@ -1095,10 +1064,8 @@ async fn cluster_mode_run_twice_leaves_the_same_state() {
     .await;
     let eks = EksStub::start().await;
     eks.active(CLUSTER, REGION, &api).await;
-    let commit: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("github/commit.json")).unwrap())
-            .unwrap();
-    let gh = github_answering(ResponseTemplate::new(200).set_body_json(commit)).await;
+    let commit = fixture_json("github/commit.json");
+    let gh = GitHubMock::answering(ResponseTemplate::new(200).set_body_json(commit)).await;
     let run = || {
         Action::new()
             .env("GITHUB_EVENT_NAME", "schedule")
@@ -1125,8 +1092,8 @@ async fn cluster_mode_run_twice_leaves_the_same_state() {
 #[tokio::test(flavor = "multi_thread")]
 async fn matrix_legs_and_event_runs_at_once_lose_nothing() {
     let pg = Pushgateway::start().await;
-    let gh = MockServer::start().await;
     let workflows = ["deploy-api.yml", "deploy-web.yml", "deploy-worker.yml"];
+    let mut gh = GitHub::new();
     let mut history = Vec::new();
     for (n, file) in workflows.iter().enumerate() {
         let first = 9100 + 100 * n as u64;
@@ -1137,28 +1104,13 @@ async fn matrix_legs_and_event_runs_at_once_lose_nothing() {
             })
             .collect();
         // Legs list by file name, event mode by the workflow's id.
-        Mock::given(method("GET"))
-            .and(path_regex(format!(
-                "^/repos/octo-org/shop/actions/workflows/({}|{})/runs$",
-                regex_escape(file),
-                workflow_id(file)
-            )))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"total_count": 3, "workflow_runs": runs}))
-                    .set_delay(Duration::from_millis(200)),
-            )
-            .mount(&gh)
-            .await;
+        let slow = Duration::from_millis(200);
+        gh = gh
+            .slow_runs(file, &runs, slow)
+            .slow_runs(&workflow_id(file).to_string(), &runs, slow);
         history.push(runs);
     }
-    Mock::given(method("GET"))
-        .and(path_regex("^/repos/octo-org/shop/compare/"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"total_commits": 1, "commits": []})),
-        )
-        .mount(&gh)
-        .await;
+    let gh = gh.any_compare(compare_body(1, vec![])).start().await;
     // The worker's last two runs also arrive as workflow_run events while
     // its leg reads them: two processes write the same groups at once.
     let events = [&history[2][1], &history[2][2]].map(|run| {
@@ -1202,8 +1154,4 @@ async fn matrix_legs_and_event_runs_at_once_lose_nothing() {
             "9100", "9101", "9102", "9200", "9201", "9202", "9300", "9301", "9302"
         ]
     );
-}
-
-fn regex_escape(s: &str) -> String {
-    s.replace('.', "\\.")
 }

@@ -8,12 +8,11 @@ mod support;
 
 use serde_json::Value;
 use support::commands::{OWN_HTML, foreign_commands, parse_markdown};
-use support::{Action, Outcome, fixture};
-use wiremock::MockServer;
+use support::{Action, GitHubMock, Outcome, fixture};
 
 /// The `workflow_run/success.json` fixture with `edit` applied, as a dry run
 /// with GitHub REST on a local mock (nothing leaves the machine).
-async fn dry_run(github: &MockServer, edit: impl FnOnce(&mut Value)) -> Outcome {
+async fn dry_run(github: &GitHubMock, edit: impl FnOnce(&mut Value)) -> Outcome {
     let mut payload: Value =
         serde_json::from_slice(&std::fs::read(fixture("workflow_run/success.json")).unwrap())
             .unwrap();
@@ -39,7 +38,7 @@ const INJECTION: &str = "Deploy\r::error::pwned-cr\r\n::warning::pwned-crlf\u{20
 
 #[tokio::test]
 async fn a_carriage_return_in_a_workflow_name_injects_no_command() {
-    let github = MockServer::start().await;
+    let github = GitHubMock::empty().await;
     let out = dry_run(&github, |p| set_strings(p, INJECTION)).await;
     out.assert_code(0);
     assert_eq!(
@@ -63,7 +62,7 @@ async fn a_carriage_return_in_a_workflow_name_injects_no_command() {
 
 #[tokio::test]
 async fn hostile_payload_strings_keep_the_summary_s_structure() {
-    let github = MockServer::start().await;
+    let github = GitHubMock::empty().await;
     let out = dry_run(&github, |p| set_strings(p, INJECTION)).await;
     out.assert_code(0);
     let md = parse_markdown(&out.summary);
@@ -106,7 +105,7 @@ async fn hostile_payload_strings_keep_the_summary_s_structure() {
 
 #[tokio::test]
 async fn a_link_from_the_payload_that_is_not_http_is_not_linked() {
-    let github = MockServer::start().await;
+    let github = GitHubMock::empty().await;
     let out = dry_run(&github, |p| {
         p["workflow_run"]["html_url"] = "javascript:alert(document.cookie)".into();
     })
@@ -124,7 +123,7 @@ async fn a_link_from_the_payload_that_is_not_http_is_not_linked() {
 
 #[tokio::test]
 async fn a_20_mb_workflow_name_gives_a_small_summary_and_log() {
-    let github = MockServer::start().await;
+    let github = GitHubMock::empty().await;
     let huge = "N".repeat(20_000_000);
     let out = dry_run(&github, |p| {
         p["workflow"]["name"] = huge.as_str().into();
@@ -190,7 +189,7 @@ async fn a_password_in_an_invalid_url_input_is_never_printed() {
 /// GitHub is never called.
 #[tokio::test]
 async fn inputs_that_name_paths_are_refused_before_anything_is_contacted() {
-    let github = MockServer::start().await;
+    let github = GitHubMock::empty().await;
     for (input, value) in [
         ("workflows", "../../x.yml"),
         ("workflows", ".."),

@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub, describe_cluster_body};
 use support::delay::DelayProxy;
 use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Action, Pushgateway, fixture};
-use wiremock::matchers::{any, method, path, path_regex};
+use support::{Action, GitHub, GitHubMock, Pushgateway, commit_json, compare_body, fixture};
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CLUSTER: &str = "latency-eks";
@@ -46,7 +46,7 @@ const PREVIOUS_SHA: &str = "1111111111111111111111111111111111111111";
 struct Services {
     pg: Pushgateway,
     api: FakeApiServer,
-    gh: MockServer,
+    gh: GitHubMock,
     sts: MockServer,
 }
 
@@ -59,7 +59,6 @@ struct Route {
 async fn services() -> Services {
     let pg = Pushgateway::start().await;
     let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
-    let gh = MockServer::start().await;
     // The workflow's recent runs: one earlier success, so the changes the
     // event shipped are asked for (one compare call).
     let event: Value = serde_json::from_str(
@@ -72,27 +71,15 @@ async fn services() -> Services {
     for field in ["created_at", "run_started_at", "updated_at"] {
         previous[field] = json!("2026-11-19T10:30:00Z");
     }
-    Mock::given(method("GET"))
-        .and(path_regex(
-            r"^/repos/octo-org/shop/actions/workflows/[^/]+/runs$",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"total_count": 1, "workflow_runs": [previous]})),
+    let at = "2026-11-20T09:30:00Z";
+    let gh = GitHub::new()
+        .any_runs(&[previous])
+        .compare(
+            PREVIOUS_SHA,
+            SHA,
+            compare_body(1, vec![commit_json(SHA, at, at)]),
         )
-        .mount(&gh)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/repos/octo-org/shop/compare/{PREVIOUS_SHA}...{SHA}"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "status": "ahead", "ahead_by": 1, "total_commits": 1,
-            "commits": [{"sha": SHA, "commit": {
-                "author": {"date": "2026-11-20T09:30:00Z"},
-                "committer": {"date": "2026-11-20T09:30:00Z"}}}]
-        })))
-        .mount(&gh)
+        .start()
         .await;
     let sts = MockServer::start().await;
     Mock::given(any())

@@ -35,7 +35,7 @@ use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::Url;
 use serde_json::{Value, json};
-use support::{Action, fixture};
+use support::{Action, GitHubMock, fixture};
 
 /// Proptest's settings with `cases` cases (the default is 256). Failures
 /// found by the `TestRunner`-driven properties are kept, like those of the
@@ -1229,7 +1229,7 @@ fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
 fn the_process_ends_cleanly_on_mutated_payloads() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // GitHub look-ups (a deployment's commit time) get a quick 404, not the internet.
-    let github = rt.block_on(wiremock::MockServer::start());
+    let github = rt.block_on(GitHubMock::empty());
     let strategy = (
         mutated(payload_fixtures()),
         prop::collection::vec(
@@ -1541,7 +1541,7 @@ fn logged_text_never_reads_as_a_command() {
 #[test]
 fn the_process_injects_no_command_from_any_payload_string() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let github = rt.block_on(wiremock::MockServer::start());
+    let github = rt.block_on(GitHubMock::empty());
     let strategy = (prop::collection::vec(hostile_string(), 6), any::<bool>());
     let mut runner = TestRunner::new(cases(24));
     runner

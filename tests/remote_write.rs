@@ -15,8 +15,11 @@ use jiff::Timestamp;
 use prost::Message;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, verify_sigv4_header_auth};
-use support::{Action, Prometheus, Pushgateway, fixture, rest_run as run};
-use wiremock::matchers::{method, path, query_param};
+use support::{
+    Action, GitHub, GitHubMock, Prometheus, Pushgateway, commit_json, compare_body, fixture,
+    rest_run as run,
+};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const GITHUB_TOKEN: &str = "ghs_remoteWriteTestTokenNeverPrinted7";
@@ -49,25 +52,14 @@ const WEEK: [(u64, &str, i64, &str, i64); 5] = [
     (8105, "failure", DAY, "e5", DAY + HOUR),
 ];
 
-async fn github() -> MockServer {
-    let server = MockServer::start().await;
+async fn github() -> GitHubMock {
     let runs: Vec<Value> = WEEK
         .iter()
         .rev()
         .map(|r| run(r.0, r.1, r.2, r.3, r.4))
         .collect();
-    Mock::given(method("GET"))
-        .and(path(
-            "/repos/octo-org/shop/actions/workflows/deploy.yml/runs",
-        ))
-        .and(query_param("status", "completed"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"total_count": runs.len(), "workflow_runs": runs})),
-        )
-        .mount(&server)
-        .await;
-    let commit = |sha: &str, ago_s: i64| json!({"sha": sha, "commit": {"author": {"date": ago(ago_s).to_string()}, "committer": {"date": ago(ago_s).to_string()}}});
+    let commit = |sha: &str, ago_s: i64| commit_json(sha, ago(ago_s), ago(ago_s));
+    let mut gh = GitHub::new().runs("deploy.yml", &runs);
     for (base, head, commits) in [
         (
             "a1",
@@ -79,19 +71,13 @@ async fn github() -> MockServer {
         ),
         ("c3", "d4", vec![commit("d4", 2 * DAY + 2 * HOUR)]),
     ] {
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/octo-org/shop/compare/{base}...{head}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "status": "ahead", "ahead_by": commits.len(), "total_commits": commits.len(), "commits": commits
-            })))
-            .mount(&server)
-            .await;
+        gh = gh.compare(base, head, compare_body(commits.len(), commits));
     }
-    server
+    gh.start().await
 }
 
 /// A scheduled leg reading `deploy.yml` history and writing it to `url`.
-fn leg(gh: &MockServer, url: &str) -> Action {
+fn leg(gh: &GitHubMock, url: &str) -> Action {
     let action = Action::new();
     let payload = action.dir().join("schedule.json");
     std::fs::write(&payload, json!({"schedule": "0 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string()).unwrap();

@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use support::{Action, Pushgateway, fixture, rest_run as run, seconds_ago};
+use support::github::runs_path;
+use support::{
+    Action, GitHub, GitHubMock, Pushgateway, commit_json, compare_body, fixture, rest_run as run,
+    run_list, seconds_ago,
+};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 const TOKEN: &str = "ghs_workflowsModeTokenNeverPrinted42";
 const HOUR: i64 = 3_600;
@@ -22,7 +26,7 @@ fn ago(seconds: i64) -> String {
 }
 
 fn commit(sha: &str, committed_ago: i64) -> Value {
-    json!({"sha": sha, "commit": {"author": {"date": ago(committed_ago + 60)}, "committer": {"date": ago(committed_ago)}, "message": "change"}})
+    commit_json(sha, ago(committed_ago + 60), ago(committed_ago))
 }
 
 /// The history of `deploy.yml`: a success, a failure streak ended by a fix
@@ -49,58 +53,58 @@ fn history() -> Vec<Value> {
 
 /// GitHub REST serving `runs` for `deploy.yml` in two pages (Link
 /// pagination) and the compares between the successes.
-async fn github(runs: Vec<Value>) -> MockServer {
-    let server = MockServer::start().await;
-    let base = "/repos/octo-org/shop/actions/workflows/deploy.yml/runs";
+async fn github(runs: Vec<Value>) -> GitHubMock {
+    // a1 → d4 shipped b2, c3 and d4 (d4 itself committed 2 h before its deploy at 4d−3h).
+    let shipped = vec![
+        commit("b2", 4 * DAY + 600),
+        commit("c3", 4 * DAY - HOUR - 600),
+        commit("d4", 4 * DAY - 2 * HOUR),
+    ];
+    let gh = GitHub::new()
+        .compare("a1", "d4", compare_body(3, shipped))
+        .compare(
+            "d4",
+            "e5",
+            compare_body(1, vec![commit("e5", 2 * DAY + 2 * HOUR)]),
+        )
+        .start()
+        .await;
+    let base = runs_path("deploy.yml");
     let (first, second) = runs.split_at(runs.len().min(3));
     let next = format!(
         "<{}{base}?page=2>; rel=\"next\", <{}{base}?page=2>; rel=\"last\"",
-        server.uri(),
-        server.uri()
+        gh.uri(),
+        gh.uri()
     );
-    Mock::given(method("GET"))
-        .and(path(base))
-        .and(query_param("status", "completed"))
-        .and(query_param("per_page", "100"))
-        .and(query_param_is_missing("page"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("link", next.as_str())
-                .set_body_json(json!({"total_count": runs.len(), "workflow_runs": first})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(base))
-        .and(query_param("page", "2"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"total_count": runs.len(), "workflow_runs": second})),
-        )
-        .mount(&server)
-        .await;
-    // a1 → d4 shipped b2, c3 and d4 (d4 itself committed 2 h before its deploy at 4d−3h).
-    Mock::given(method("GET"))
-        .and(path("/repos/octo-org/shop/compare/a1...d4"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "status": "ahead", "ahead_by": 3, "total_commits": 3,
-            "commits": [commit("b2", 4 * DAY + 600), commit("c3", 4 * DAY - HOUR - 600), commit("d4", 4 * DAY - 2 * HOUR)]
-        })))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/octo-org/shop/compare/d4...e5"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "status": "ahead", "ahead_by": 1, "total_commits": 1, "commits": [commit("e5", 2 * DAY + 2 * HOUR)]
-        })))
-        .mount(&server)
-        .await;
-    server
+    gh.mount(
+        Mock::given(method("GET"))
+            .and(path(&base))
+            .and(query_param("status", "completed"))
+            .and(query_param("per_page", "100"))
+            .and(query_param_is_missing("page"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("link", next.as_str())
+                    .set_body_json(json!({"total_count": runs.len(), "workflow_runs": first})),
+            ),
+    )
+    .await;
+    gh.mount(
+        Mock::given(method("GET"))
+            .and(path(&base))
+            .and(query_param("page", "2"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"total_count": runs.len(), "workflow_runs": second})),
+            ),
+    )
+    .await;
+    gh
 }
 
 /// A scheduled `dora-metrics.yml` leg reading `workflows` into `pg`; the
 /// schedule payload carries the repository (and its default branch).
-fn leg(pg: &Pushgateway, gh: &MockServer, workflows: &str) -> Action {
+fn leg(pg: &Pushgateway, gh: &GitHubMock, workflows: &str) -> Action {
     let action = Action::new();
     let payload = action.dir().join("schedule.json");
     std::fs::write(&payload, json!({"schedule": "17 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string()).unwrap();
@@ -110,15 +114,6 @@ fn leg(pg: &Pushgateway, gh: &MockServer, workflows: &str) -> Action {
         .input("pushgateway-url", &pg.url)
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
-}
-
-async fn calls(gh: &MockServer, path_part: &str) -> usize {
-    gh.received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().contains(path_part))
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,8 +176,8 @@ async fn history_becomes_events_with_recovery_rework_and_per_change_lead_time() 
     assert!(!first.metrics.contains_key("dora_workflow_recovery_seconds"));
 
     // ⌈7/100⌉ = 1 page, but GitHub paginated: 2 list calls, 2 compares, nothing else.
-    assert_eq!(calls(&gh, "/actions/workflows/deploy.yml/runs").await, 2);
-    assert_eq!(calls(&gh, "/compare/").await, 2);
+    assert_eq!(gh.calls("/actions/workflows/deploy.yml/runs").await, 2);
+    assert_eq!(gh.calls("/compare/").await, 2);
     assert_eq!(gh.received_requests().await.unwrap().len(), 4);
     for r in gh.received_requests().await.unwrap() {
         assert_eq!(
@@ -209,7 +204,7 @@ async fn rerunning_changes_nothing_and_looks_nothing_up_again() {
         groups
     };
     let before = sorted(pg.groups().await);
-    let compares = calls(&gh, "/compare/").await;
+    let compares = gh.calls("/compare/").await;
     let out = leg(&pg, &gh, "deploy.yml").run().await;
     out.assert_code(0);
     assert!(
@@ -218,7 +213,7 @@ async fn rerunning_changes_nothing_and_looks_nothing_up_again() {
         out.summary
     );
     assert_eq!(
-        calls(&gh, "/compare/").await,
+        gh.calls("/compare/").await,
         compares,
         "no compare for deployments already stored"
     );
@@ -296,25 +291,32 @@ async fn event_mode_computes_recovery_with_one_list_call() {
         r["updated_at"] = json!(finished);
         r
     };
-    let gh = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/repos/octo-org/shop/actions/workflows/1001/runs"))
-        .and(query_param("branch", "main"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"total_count": 3, "workflow_runs": [
-                earlier(6990, "failure", "2026-11-20T09:00:00Z"),
-                earlier(6980, "failure", "2026-11-20T08:30:00Z"),
-                earlier(6970, "success", "2026-11-19T08:00:00Z"),
-            ]}),
-        ))
-        .expect(1)
-        .mount(&gh)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/octo-org/shop/compare/b2...9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_commits": 1, "commits": [{"sha": "9f8e", "commit": {"committer": {"date": "2026-11-20T10:00:00Z"}}}]})))
-        .expect(1)
-        .mount(&gh)
+    let listed = [
+        earlier(6990, "failure", "2026-11-20T09:00:00Z"),
+        earlier(6980, "failure", "2026-11-20T08:30:00Z"),
+        earlier(6970, "success", "2026-11-19T08:00:00Z"),
+    ];
+    let at = "2026-11-20T10:00:00Z";
+    let gh = GitHub::new()
+        .mock(
+            Mock::given(method("GET"))
+                .and(path(runs_path("1001")))
+                .and(query_param("branch", "main"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(run_list(&listed)))
+                .expect(1),
+        )
+        .mock(
+            Mock::given(method("GET"))
+                .and(path(
+                    "/repos/octo-org/shop/compare/b2...9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",
+                ))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_json(compare_body(1, vec![commit_json("9f8e", at, at)])),
+                )
+                .expect(1),
+        )
+        .start()
         .await;
     let out = Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
@@ -340,7 +342,7 @@ async fn event_mode_computes_recovery_with_one_list_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_matrix_legs_at_once_lose_nothing() {
     let pg = Pushgateway::start().await;
-    let gh = MockServer::start().await;
+    let mut gh = GitHub::new();
     for (file, first_id) in [
         ("deploy-api.yml", 8100u64),
         ("deploy-web.yml", 8200),
@@ -360,27 +362,9 @@ async fn three_matrix_legs_at_once_lose_nothing() {
                 r
             })
             .collect();
-        Mock::given(method("GET"))
-            .and(path(format!(
-                "/repos/octo-org/shop/actions/workflows/{file}/runs"
-            )))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"total_count": 4, "workflow_runs": runs}))
-                    .set_delay(Duration::from_millis(200)),
-            )
-            .mount(&gh)
-            .await;
+        gh = gh.slow_runs(file, &runs, Duration::from_millis(200));
     }
-    Mock::given(method("GET"))
-        .and(wiremock::matchers::path_regex(
-            "^/repos/octo-org/shop/compare/",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"total_commits": 1, "commits": []})),
-        )
-        .mount(&gh)
-        .await;
+    let gh = gh.any_compare(compare_body(1, vec![])).start().await;
     let legs =
         ["deploy-api.yml", "deploy-web.yml", "deploy-worker.yml"].map(|w| leg(&pg, &gh, w).run());
     let [a, b, c] = legs;
@@ -411,9 +395,7 @@ async fn rate_limits_are_waited_for_within_a_bound() {
     let gh = github(history()).await;
     let reset = Timestamp::now().as_second() + 2;
     Mock::given(method("GET"))
-        .and(path(
-            "/repos/octo-org/shop/actions/workflows/deploy.yml/runs",
-        ))
+        .and(path(runs_path("deploy.yml")))
         .and(query_param_is_missing("page"))
         .respond_with(
             ResponseTemplate::new(403)
@@ -434,14 +416,13 @@ async fn rate_limits_are_waited_for_within_a_bound() {
     );
     assert_eq!(out.output("events"), "5");
 
-    let limited = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
+    let limited = GitHub::new()
+        .every_get(
             ResponseTemplate::new(429)
                 .insert_header("retry-after", "3600")
                 .set_body_json(json!({"message": "secondary rate limit"})),
         )
-        .mount(&limited)
+        .start()
         .await;
     let out = leg(&pg, &limited, "deploy.yml").run().await;
     out.assert_code(1);
@@ -458,9 +439,7 @@ async fn server_errors_are_retried() {
     let pg = Pushgateway::start().await;
     let gh = github(history()).await;
     Mock::given(method("GET"))
-        .and(path(
-            "/repos/octo-org/shop/actions/workflows/deploy.yml/runs",
-        ))
+        .and(path(runs_path("deploy.yml")))
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
         .up_to_n_times(2)
         .with_priority(1)
@@ -543,12 +522,9 @@ async fn fail_on_error_false_turns_github_failures_into_one_warning() {
     // An unknown workflow file (404), then a GitHub that answers 500 for a minute.
     for (what, status) in [("unknown workflow", 404), ("server errors", 500)] {
         let pg = Pushgateway::start().await;
-        let gh = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(
-                ResponseTemplate::new(status).set_body_json(json!({"message": "Not Found"})),
-            )
-            .mount(&gh)
+        let gh = GitHub::new()
+            .every_get(ResponseTemplate::new(status).set_body_json(json!({"message": "Not Found"})))
+            .start()
             .await;
         let out = leg(&pg, &gh, "nope.yml")
             .input("fail-on-error", "false")

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Path of a file under `tests/fixtures/`, e.g. `fixture("workflow_run/success.json")`.
 ///
@@ -18,15 +18,17 @@ pub fn fixture(rel: &str) -> PathBuf {
     path
 }
 
+/// The JSON of a file under `tests/fixtures/`.
+pub fn fixture_json(rel: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(rel)).expect("read fixture");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {rel} is not JSON: {e}"))
+}
+
 /// The `workflow_run` object of GitHub's own example payload
 /// (`workflow_run/success.json`): the real shape of a run, to change a few
 /// values of.
 pub fn fixture_run() -> Value {
-    let payload: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("workflow_run/success.json")).expect("read fixture"),
-    )
-    .expect("fixture is JSON");
-    payload["workflow_run"].clone()
+    fixture_json("workflow_run/success.json")["workflow_run"].clone()
 }
 
 /// One fixed, whole-second "now" for the whole test binary: times built at
@@ -63,4 +65,33 @@ pub fn rest_run(
         "https://github.com/octo-org/shop/actions/runs/{id}"
     ));
     r
+}
+
+// ------------------------------------------------------------ GitHub REST bodies
+
+/// A workflow run listing as `GET …/actions/workflows/{id}/runs` answers it.
+pub fn run_list(runs: &[Value]) -> Value {
+    json!({"total_count": runs.len(), "workflow_runs": runs})
+}
+
+/// A compare (`GET …/compare/{base}...{head}`): `total_commits` commits
+/// between the two, of which `commits` are listed (GitHub lists at most 250).
+pub fn compare_body(total_commits: usize, commits: Vec<Value>) -> Value {
+    json!({
+        "status": "ahead", "ahead_by": total_commits, "total_commits": total_commits,
+        "commits": commits
+    })
+}
+
+/// A commit as the commits and compare endpoints give it: `sha`, authored
+/// `authored`, committed (landed) `committed`.
+pub fn commit_json(sha: &str, authored: impl ToString, committed: impl ToString) -> Value {
+    json!({
+        "sha": sha,
+        "commit": {
+            "author": {"date": authored.to_string()},
+            "committer": {"date": committed.to_string()},
+            "message": "change"
+        }
+    })
 }

@@ -20,6 +20,7 @@
 //! - [`pushgateway`], [`prometheus`]: the real servers and their APIs;
 //! - [`action`]: the action binary run as a runner runs it, and its [`Outcome`];
 //! - [`fixtures`]: fixture paths, a fixed "now", real-shaped test objects;
+//! - [`github`]: the one GitHub REST mock;
 //! - [`aws`] (moto, the EKS stub, SigV4), [`kube`] (the fake API server),
 //!   [`oidc`], and the misbehaving servers [`front`], [`hostile`], [`delay`];
 //! - [`commands`]: reading workflow commands and the summary's Markdown.
@@ -35,6 +36,7 @@ pub mod commands;
 pub mod delay;
 pub mod fixtures;
 pub mod front;
+pub mod github;
 pub mod hostile;
 pub mod kube;
 pub mod oidc;
@@ -46,7 +48,12 @@ pub mod pushgateway;
 #[allow(unused_imports)]
 pub use action::{Action, Outcome, parse_output_file};
 #[allow(unused_imports)]
-pub use fixtures::{fixture, fixture_run, rest_run, seconds_ago, test_now};
+pub use fixtures::{
+    commit_json, compare_body, fixture, fixture_json, fixture_run, rest_run, run_list, seconds_ago,
+    test_now,
+};
+#[allow(unused_imports)]
+pub use github::{GitHub, GitHubMock};
 #[allow(unused_imports)]
 pub use prometheus::{Prometheus, Sample, SeriesPoints};
 #[allow(unused_imports)]
