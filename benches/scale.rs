@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use serde_json::{Value, json};
-use support::aws::{AwsCredentials, EksStub};
-use support::kube::{FakeApiConfig, FakeApiServer};
+use support::cluster::Cluster;
 use support::{Action, GitHub, Pushgateway, commit_json};
 
 const CLUSTER: &str = "bench-eks";
@@ -174,19 +173,23 @@ async fn bench() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let pg = seeded_pushgateway(stored).await;
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .object("/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations", list("Kustomization", (0..200).map(kustomization).collect()))
-            .object(
-                "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories",
-                list("GitRepository", vec![json!({"metadata": {"name": "flux-system", "namespace": "flux-system"}, "spec": {"url": "https://github.com/octo-org/shop"}})]),
-            )
-            .object("/apis/flagger.app/v1beta1/canaries", list("Canary", (0..1000).map(canary).collect())),
-    )
-    .await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let git_repository = json!({"metadata": {"name": "flux-system", "namespace": "flux-system"}, "spec": {"url": "https://github.com/octo-org/shop"}});
+    let c = Cluster::new(CLUSTER, REGION)
+        .object(
+            "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations",
+            list("Kustomization", (0..200).map(kustomization).collect()),
+        )
+        .object(
+            "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories",
+            list("GitRepository", vec![git_repository]),
+        )
+        .object(
+            "/apis/flagger.app/v1beta1/canaries",
+            list("Canary", (0..1000).map(canary).collect()),
+        )
+        .start_with(Some(&pg))
+        .await;
+    let (api, eks) = (&c.api, &c.eks);
     let at = "2026-11-20T10:00:00Z";
     let gh = GitHub::new()
         .any_commit(commit_json("x", at, at))
@@ -212,18 +215,15 @@ async fn bench() {
         );
         let start = Instant::now();
         let peak_file = tempfile::NamedTempFile::new().expect("temp file");
-        let out = Action::new()
+        let out = c
+            .signed_in(Action::new())
             .program(&wrapper)
             .env(MEASURE, &program.display().to_string())
             .env(PEAK_FILE, &peak_file.path().display().to_string())
             .env("GITHUB_EVENT_NAME", "schedule")
-            .input("cluster-name", CLUSTER)
-            .input("aws-region", REGION)
             .input("kustomizations", "*")
             .input("retention", "0")
             .input("github-token", "ghs_bench")
-            .aws_credentials(&AwsCredentials::test())
-            .env("AWS_ENDPOINT_URL_EKS", &eks.url())
             .env("GITHUB_API_URL", &gh.uri())
             .timeout(Duration::from_secs(600))
             .run()

@@ -39,9 +39,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use support::aws::{AwsCredentials, EksStub};
-use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{GitHub, GitHubMock, Pushgateway, fixture};
+use support::aws::AwsCredentials;
+use support::cluster::{Cluster, ClusterStack};
+use support::{GitHub, GitHubMock, fixture};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -390,11 +390,17 @@ impl Calls {
 }
 
 struct Services {
-    pg: Pushgateway,
-    api: FakeApiServer,
-    eks: EksStub,
+    stack: ClusterStack,
     gh: GitHubMock,
     http: reqwest::Client,
+}
+
+impl std::ops::Deref for Services {
+    type Target = ClusterStack;
+
+    fn deref(&self) -> &ClusterStack {
+        &self.stack
+    }
 }
 
 impl Services {
@@ -776,20 +782,13 @@ async fn bench() {
         version(Path::new("jq"), &["--version"]),
     );
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now");
-    let pg = Pushgateway::start().await;
-    let mut config = FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url);
+    let mut cluster = Cluster::new(CLUSTER, REGION);
     for (path, value) in cluster_objects(now) {
-        config = config.object(&path, value);
+        cluster = cluster.object(&path, value);
     }
-    let api = FakeApiServer::start(config).await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
-    let gh = github(now).await;
     let services = Services {
-        pg,
-        api,
-        eks,
-        gh,
+        stack: cluster.start().await,
+        gh: github(now).await,
         http: reqwest::Client::new(),
     };
     let work = tempfile::Builder::new()

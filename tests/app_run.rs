@@ -18,7 +18,8 @@ use dora_action::report::Report;
 use dora_action::{http, kubernetes};
 use jiff::Timestamp;
 use reqwest::Url;
-use serde_json::{Value, json};
+use serde_json::Value;
+use support::fixtures::{Kustomization, k8s_list};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::{GitHubMock, Pushgateway, fixture, rest_run, test_now};
 
@@ -143,37 +144,29 @@ async fn workflows_mode_records_each_completed_run_of_the_window() {
     );
 }
 
-fn kustomization(name: &str, sha: &str, at: &str) -> Value {
-    json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system", "generation": 3},
-        "spec": {"interval": "10m", "path": format!("./{name}"), "prune": true,
-                 "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
-        "status": {
-            "lastAppliedRevision": format!("main@sha1:{sha}"), "observedGeneration": 3,
-            "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
-                            "message": "Applied", "lastTransitionTime": at, "observedGeneration": 3}]
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_mode_reads_flux_through_the_kubernetes_client_it_is_given() {
     let pg = Pushgateway::start().await;
     let gh = GitHubMock::empty().await;
     let sha = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
-    let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {}, "items": items});
     let config = FakeApiConfig::new(CLUSTER, REGION)
         .object(
             "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations",
-            list(
+            k8s_list(
                 "Kustomization",
-                vec![kustomization("apps", sha, "2026-11-20T10:30:00Z")],
+                vec![
+                    Kustomization::ready(
+                        "apps",
+                        &format!("main@sha1:{sha}"),
+                        "2026-11-20T10:30:00Z",
+                    )
+                    .json(),
+                ],
             ),
         )
         .object(
             "/apis/flagger.app/v1beta1/canaries",
-            list("Canary", Vec::new()),
+            k8s_list("Canary", Vec::new()),
         );
     let api = FakeApiServer::start(config).await;
     let test = support::aws::AwsCredentials::test();

@@ -6,9 +6,10 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::aws::{AwsCredentials, EksStub};
-use support::kube::{FakeApiConfig, FakeApiServer};
-use support::{Action, GitHub, GitHubMock, Pushgateway};
+use support::aws::AwsCredentials;
+use support::cluster::{Cluster, ClusterStack};
+use support::fixtures::{Canary, Kustomization, git_repository, k8s_list};
+use support::{Action, GitHub, GitHubMock};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -20,78 +21,39 @@ const KUSTOMIZATIONS: &str =
 const GITREPOS: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories";
 const CANARIES: &str = "/apis/flagger.app/v1beta1/canaries";
 
-fn list(kind: &str, items: Vec<Value>) -> Value {
-    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "4711"}, "items": items})
-}
-
-fn kustomization(name: &str, revision: &str, ready: &str, at: &str) -> Value {
-    json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system", "generation": 3},
-        "spec": {"interval": "10m", "path": format!("./{name}"), "prune": true, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
-        "status": {
-            "lastAppliedRevision": revision, "lastAttemptedRevision": revision, "observedGeneration": 3,
-            "conditions": [{"type": "Ready", "status": ready, "reason": if ready == "True" { "ReconciliationSucceeded" } else { "HealthCheckFailed" },
-                            "message": format!("Applied revision: {revision}"), "lastTransitionTime": at, "observedGeneration": 3}]
-        }
-    })
-}
-
-fn git_repository() -> Value {
-    json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-        "metadata": {"name": "flux-system", "namespace": "flux-system"},
-        "spec": {"interval": "1m", "ref": {"branch": "main"}, "url": "ssh://git@github.com/octo-org/shop"},
-        "status": {"artifact": {"revision": format!("main@sha1:{SHA}")}}
-    })
-}
-
-fn canary(name: &str, phase: &str, at: &str) -> Value {
-    json!({
-        "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}, "analysis": {"interval": "1m", "threshold": 5}},
-        "status": {"phase": phase, "lastTransitionTime": at, "canaryWeight": 0, "failedChecks": if phase == "Failed" { 5 } else { 0 }, "iterations": 0,
-                   "conditions": [{"type": "Promoted", "status": if phase == "Failed" { "False" } else { "True" }, "lastTransitionTime": at, "reason": phase}]}
-    })
-}
-
-struct Cluster {
-    pg: Pushgateway,
-    api: FakeApiServer,
-    eks: EksStub,
+/// The cluster stack with these objects, and GitHub serving the fixture commit.
+struct Scene {
+    stack: ClusterStack,
     gh: GitHubMock,
 }
 
-async fn cluster(objects: Vec<(&str, Value)>) -> Cluster {
-    let pg = Pushgateway::start().await;
-    let mut config = FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url);
-    for (path, value) in objects {
-        config = config.object(path, value);
+impl std::ops::Deref for Scene {
+    type Target = ClusterStack;
+
+    fn deref(&self) -> &ClusterStack {
+        &self.stack
     }
-    let api = FakeApiServer::start(config).await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
-    Cluster {
-        pg,
-        api,
-        eks,
+}
+
+async fn cluster(objects: Vec<(&str, Value)>) -> Scene {
+    let mut cluster = Cluster::new(CLUSTER, REGION);
+    for (path, value) in objects {
+        cluster = cluster.object(path, value);
+    }
+    Scene {
+        stack: cluster.start().await,
         gh: GitHub::new().fixture_commit().start().await,
     }
 }
 
-impl Cluster {
+impl Scene {
     /// A scheduled run: `auto` picks cluster mode.
     fn run(&self) -> Action {
-        Action::new()
+        self.signed_in(Action::new())
             .env("GITHUB_EVENT_NAME", "schedule")
-            .input("cluster-name", CLUSTER)
-            .input("aws-region", REGION)
             .input("kustomizations", "flux-system/apps")
             .input("retention", "0")
             .input("github-token", "ghs_cluster")
-            .aws_credentials(&AwsCredentials::test())
-            .env("AWS_ENDPOINT_URL_EKS", &self.eks.url())
             .env("GITHUB_API_URL", &self.gh.uri())
     }
 
@@ -104,33 +66,39 @@ fn standard_objects() -> Vec<(&'static str, Value)> {
     vec![
         (
             KUSTOMIZATIONS,
-            list(
+            k8s_list(
                 "Kustomization",
                 vec![
-                    kustomization(
+                    Kustomization::ready(
                         "apps",
                         &format!("main@sha1:{SHA}"),
-                        "True",
                         "2026-11-20T10:30:00Z",
-                    ),
-                    kustomization(
+                    )
+                    .json(),
+                    Kustomization::ready(
                         "infra",
                         "main@sha1:0000000000000000000000000000000000000001",
-                        "True",
                         "2026-11-20T10:00:00Z",
-                    ),
+                    )
+                    .json(),
                 ],
             ),
         ),
-        (GITREPOS, list("GitRepository", vec![git_repository()])),
+        (
+            GITREPOS,
+            k8s_list(
+                "GitRepository",
+                vec![git_repository("ssh://git@github.com/octo-org/shop")],
+            ),
+        ),
         (
             CANARIES,
-            list(
+            k8s_list(
                 "Canary",
                 vec![
-                    canary("podinfo", "Failed", "2026-11-20T09:00:00Z"),
-                    canary("frontend", "Succeeded", "2026-11-20T11:00:00Z"),
-                    canary("backend", "Progressing", "2026-11-20T11:05:00Z"),
+                    Canary::new("podinfo", "Failed", "2026-11-20T09:00:00Z").json(),
+                    Canary::new("frontend", "Succeeded", "2026-11-20T11:00:00Z").json(),
+                    Canary::new("backend", "Progressing", "2026-11-20T11:05:00Z").json(),
                 ],
             ),
         ),
@@ -233,7 +201,7 @@ async fn flux_revisions_and_canary_outcomes_become_events() {
     assert_eq!(c.commit_lookups().await, 1, "one look-up per new revision");
 
     // Nothing changed: the re-run reads the stored groups and pushes nothing.
-    let puts = |c: &Cluster| {
+    let puts = |c: &Scene| {
         c.api
             .requests()
             .iter()
@@ -256,9 +224,9 @@ async fn flux_revisions_and_canary_outcomes_become_events() {
 async fn every_rollback_counts_once_and_recovery_spans_runs() {
     let c = cluster(vec![(
         CANARIES,
-        list(
+        k8s_list(
             "Canary",
-            vec![canary("podinfo", "Failed", "2026-11-20T09:00:00Z")],
+            vec![Canary::new("podinfo", "Failed", "2026-11-20T09:00:00Z").json()],
         ),
     )])
     .await;
@@ -270,17 +238,17 @@ async fn every_rollback_counts_once_and_recovery_spans_runs() {
     // A second rollback, then a promotion: each its own event.
     c.api.set_object(
         CANARIES,
-        list(
+        k8s_list(
             "Canary",
-            vec![canary("podinfo", "Failed", "2026-11-20T09:30:00Z")],
+            vec![Canary::new("podinfo", "Failed", "2026-11-20T09:30:00Z").json()],
         ),
     );
     c.run().run().await.assert_code(0);
     c.api.set_object(
         CANARIES,
-        list(
+        k8s_list(
             "Canary",
-            vec![canary("podinfo", "Succeeded", "2026-11-20T11:00:00Z")],
+            vec![Canary::new("podinfo", "Succeeded", "2026-11-20T11:00:00Z").json()],
         ),
     );
     let out = c.run().run().await;
@@ -320,17 +288,18 @@ async fn a_revision_not_ready_is_recorded_and_replaced_once_ready() {
     let c = cluster(vec![
         (
             KUSTOMIZATIONS,
-            list(
+            k8s_list(
                 "Kustomization",
-                vec![kustomization(
-                    "apps",
-                    &revision,
-                    "False",
-                    "2026-11-20T10:20:00Z",
-                )],
+                vec![Kustomization::failing("apps", &revision, "2026-11-20T10:20:00Z").json()],
             ),
         ),
-        (GITREPOS, list("GitRepository", vec![git_repository()])),
+        (
+            GITREPOS,
+            k8s_list(
+                "GitRepository",
+                vec![git_repository("ssh://git@github.com/octo-org/shop")],
+            ),
+        ),
     ])
     .await;
     let out = c.run().run().await;
@@ -351,14 +320,9 @@ async fn a_revision_not_ready_is_recorded_and_replaced_once_ready() {
 
     c.api.set_object(
         KUSTOMIZATIONS,
-        list(
+        k8s_list(
             "Kustomization",
-            vec![kustomization(
-                "apps",
-                &revision,
-                "True",
-                "2026-11-20T10:30:00Z",
-            )],
+            vec![Kustomization::ready("apps", &revision, "2026-11-20T10:30:00Z").json()],
         ),
     );
     let out = c.run().run().await;
@@ -386,17 +350,25 @@ async fn a_missing_crd_skips_that_source_and_keeps_the_others() {
     let c = cluster(vec![
         (
             KUSTOMIZATIONS,
-            list(
+            k8s_list(
                 "Kustomization",
-                vec![kustomization(
-                    "apps",
-                    &format!("main@sha1:{SHA}"),
-                    "True",
-                    "2026-11-20T10:30:00Z",
-                )],
+                vec![
+                    Kustomization::ready(
+                        "apps",
+                        &format!("main@sha1:{SHA}"),
+                        "2026-11-20T10:30:00Z",
+                    )
+                    .json(),
+                ],
             ),
         ),
-        (GITREPOS, list("GitRepository", vec![git_repository()])),
+        (
+            GITREPOS,
+            k8s_list(
+                "GitRepository",
+                vec![git_repository("ssh://git@github.com/octo-org/shop")],
+            ),
+        ),
     ])
     .await;
     let out = c.run().run().await;
@@ -463,34 +435,43 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
     let kustomizations: Vec<Value> = (0..200)
         .map(|i| {
             let sha = format!("{:040x}", 0xabc000 + i);
-            let mut k = kustomization(
+            let mut k = Kustomization::ready(
                 &format!("app-{i:03}"),
                 &format!("main@sha1:{sha}"),
-                "True",
                 "2026-11-20T10:30:00Z",
-            );
+            )
+            .json();
             k["metadata"]["namespace"] = json!("flux-system");
             k
         })
         .collect();
     let canaries: Vec<Value> = (0..1000)
         .map(|i| match i % 10 {
-            0 => canary(&format!("svc-{i:04}"), "Failed", "2026-11-20T09:00:00Z"),
-            1..=3 => canary(&format!("svc-{i:04}"), "Succeeded", "2026-11-20T11:00:00Z"),
-            _ => canary(
+            0 => Canary::new(&format!("svc-{i:04}"), "Failed", "2026-11-20T09:00:00Z").json(),
+            1..=3 => {
+                Canary::new(&format!("svc-{i:04}"), "Succeeded", "2026-11-20T11:00:00Z").json()
+            }
+            _ => Canary::new(
                 &format!("svc-{i:04}"),
                 "Progressing",
                 "2026-11-20T11:05:00Z",
-            ),
+            )
+            .json(),
         })
         .collect();
     let c = cluster(vec![
         (
             "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations",
-            list("Kustomization", kustomizations),
+            k8s_list("Kustomization", kustomizations),
         ),
-        (GITREPOS, list("GitRepository", vec![git_repository()])),
-        (CANARIES, list("Canary", canaries)),
+        (
+            GITREPOS,
+            k8s_list(
+                "GitRepository",
+                vec![git_repository("ssh://git@github.com/octo-org/shop")],
+            ),
+        ),
+        (CANARIES, k8s_list("Canary", canaries)),
     ])
     .await;
     let out = c.run().input("kustomizations", "*").run().await;

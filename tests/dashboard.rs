@@ -23,8 +23,8 @@ use dora_action::dora::Band;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Url;
 use serde_json::{Value, json};
-use support::aws::{AwsCredentials, EksStub};
-use support::kube::{FakeApiConfig, FakeApiServer};
+use support::cluster::Cluster;
+use support::fixtures::{Canary, Kustomization, git_repository, k8s_list};
 use support::{Action, GitHub, GitHubMock, Prometheus, Pushgateway, commit_json, compare_body};
 
 // ------------------------------------------------------------ the dashboard
@@ -826,62 +826,22 @@ const GIT_REPOSITORIES: &str =
     "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories";
 const CANARIES: &str = "/apis/flagger.app/v1beta1/namespaces/shop/canaries";
 
-fn k8s_list(kind: &str, items: Vec<Value>) -> Value {
-    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items})
-}
-
 fn kustomization(name: &str, revision: u64, ready: bool, at: Timestamp) -> Value {
     let revision = format!("main@sha1:{}", sha(revision));
-    let (status, reason) = if ready {
-        ("True", "ReconciliationSucceeded")
+    let k = if ready {
+        Kustomization::ready(name, &revision, at)
     } else {
-        ("False", "HealthCheckFailed")
+        Kustomization::failing(name, &revision, at)
     };
-    json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system", "generation": 2},
-        "spec": {"interval": "10m", "path": format!("./{name}/production"), "prune": true,
-                 "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
-        "status": {
-            "observedGeneration": 2,
-            "lastAppliedRevision": revision, "lastAttemptedRevision": revision,
-            "conditions": [{"type": "Ready", "status": status, "reason": reason,
-                            "message": format!("Applied revision: {revision}"),
-                            "lastTransitionTime": at.to_string(), "observedGeneration": 2}]
-        }
-    })
-}
-
-fn git_repository() -> Value {
-    json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-        "metadata": {"name": "flux-system", "namespace": "flux-system"},
-        "spec": {"interval": "1m", "ref": {"branch": "main"}, "url": "https://github.com/octo-org/shop"},
-    })
-}
-
-fn canary(name: &str, phase: &str, at: Timestamp) -> Value {
-    let failed = phase == "Failed";
-    json!({
-        "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                 "service": {"port": 80}, "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}},
-        "status": {"phase": phase, "lastTransitionTime": at.to_string(), "canaryWeight": 0,
-                   "failedChecks": if failed { 5 } else { 0 }, "iterations": 0,
-                   "conditions": [{"type": "Promoted", "status": if failed { "False" } else { "True" },
-                                   "lastUpdateTime": at.to_string(), "lastTransitionTime": at.to_string(),
-                                   "reason": phase, "message": format!("Canary {phase}")}]}
-    })
+    k.json()
 }
 
 /// Flux and Flagger history through the binary: one `mode: cluster` run per
 /// [`SNAPSHOTS`] entry, in order (recovery is found from what earlier runs
 /// stored). Needs cluster mode (issue 4).
 async fn record_cluster(pg: &Pushgateway, remote: &Prometheus, gh: &GitHubMock, now: Timestamp) {
-    let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let cluster = Cluster::new(CLUSTER, REGION).start_with(Some(pg)).await;
+    let api = &cluster.api;
     for (i, s) in SNAPSHOTS.iter().enumerate() {
         let (rev, applied, _) = REVISIONS[s.apps];
         let mut kustomizations = vec![kustomization("apps", rev, true, ago(now, applied))];
@@ -896,15 +856,18 @@ async fn record_cluster(pg: &Pushgateway, remote: &Prometheus, gh: &GitHubMock, 
         api.set_object(KUSTOMIZATIONS, k8s_list("Kustomization", kustomizations));
         api.set_object(
             GIT_REPOSITORIES,
-            k8s_list("GitRepository", vec![git_repository()]),
+            k8s_list(
+                "GitRepository",
+                vec![git_repository("https://github.com/octo-org/shop")],
+            ),
         );
         api.set_object(
             CANARIES,
             k8s_list(
                 "Canary",
                 vec![
-                    canary("web", s.web.0, ago(now, s.web.1)),
-                    canary("api", s.api.0, ago(now, s.api.1)),
+                    Canary::new("web", s.web.0, ago(now, s.web.1)).json(),
+                    Canary::new("api", s.api.0, ago(now, s.api.1)).json(),
                 ],
             ),
         );
@@ -913,18 +876,15 @@ async fn record_cluster(pg: &Pushgateway, remote: &Prometheus, gh: &GitHubMock, 
         } else {
             "flux-system/apps"
         };
-        let out = Action::new()
+        let out = cluster
+            .signed_in(Action::new())
             .env("GITHUB_EVENT_NAME", "schedule")
             .input("mode", "cluster")
-            .input("cluster-name", CLUSTER)
-            .input("aws-region", REGION)
             .input("kustomizations", wanted)
             .input("canary-namespaces", "shop")
             .input("environment", "production")
             .input("remote-write-url", &remote.write_url())
             .input("github-token", TOKEN)
-            .aws_credentials(&AwsCredentials::test())
-            .env("AWS_ENDPOINT_URL_EKS", &eks.url())
             .env("GITHUB_API_URL", &gh.uri())
             .run()
             .await;

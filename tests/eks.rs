@@ -7,6 +7,7 @@
 mod support;
 
 use support::aws::{AwsCredentials, EksStub, Moto, cluster_arn};
+use support::cluster::Cluster;
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
 use support::{Action, GitHubMock, Pushgateway, fixture};
@@ -113,17 +114,11 @@ async fn access_denied_names_the_missing_permission() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eks_throttling_is_retried() {
-    let pg = Pushgateway::start().await;
-    let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
-    let eks = EksStub::start().await;
+    let c = Cluster::new(CLUSTER, REGION).start().await;
+    let (pg, eks) = (&c.pg, &c.eks);
     eks.throttle(CLUSTER, 2).await;
-    eks.active(CLUSTER, REGION, &api).await;
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
-        .run()
-        .await;
+    let out = c.signed_in(deploy_event(&gh)).run().await;
     out.assert_code(0);
     assert_eq!(eks.requests().await.len(), 3);
     assert_eq!(pg.groups().await.len(), 1);
@@ -132,14 +127,12 @@ async fn eks_throttling_is_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_from_the_environment_push_through_the_service_proxy() {
     let creds = AwsCredentials::test_session();
-    let pg = Pushgateway::start().await;
-    let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let c = Cluster::new(CLUSTER, REGION).start().await;
+    let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh)
+    let out = c
+        .target(deploy_event(&gh))
         .aws_credentials(&creds)
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
         .run()
         .await;
     out.assert_code(0);
@@ -193,15 +186,11 @@ async fn credentials_from_the_environment_push_through_the_service_proxy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_web_identity_token_file_is_exchanged_with_sts() {
     let moto = Moto::start().await;
-    let pg = Pushgateway::start().await;
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .moto(&moto.url),
-    )
-    .await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let c = Cluster::new(CLUSTER, REGION)
+        .api(|a| a.moto(&moto.url))
+        .start()
+        .await;
+    let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
     let action = deploy_event(&gh);
     let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9jdG8tb3JnL3Nob3AifQ.c2lnbmF0dXJlRmlsZQ";
@@ -232,15 +221,11 @@ async fn a_web_identity_token_file_is_exchanged_with_sts() {
 async fn role_to_assume_uses_the_jobs_own_oidc_token() {
     let moto = Moto::start().await;
     let oidc = OidcStub::start().await;
-    let pg = Pushgateway::start().await;
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .moto(&moto.url),
-    )
-    .await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let c = Cluster::new(CLUSTER, REGION)
+        .api(|a| a.moto(&moto.url))
+        .start()
+        .await;
+    let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
     let mut action = deploy_event(&gh)
         .input("role-to-assume", ROLE)
@@ -314,15 +299,11 @@ async fn no_credentials_at_all_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_eks_token_is_a_clear_error_and_pushes_nothing() {
-    let pg = Pushgateway::start().await;
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .reject_all_tokens(),
-    )
-    .await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let c = Cluster::new(CLUSTER, REGION)
+        .api(|a| a.reject_all_tokens())
+        .start()
+        .await;
+    let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh)
         .aws_credentials(&AwsCredentials::test())

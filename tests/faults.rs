@@ -63,8 +63,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use support::aws::{AwsCredentials, EksStub, eks_error};
+use support::cluster::{Cluster, ClusterStack};
+use support::fixtures::{Canary, Kustomization, git_repository, k8s_list};
 use support::front::{Fault, FaultyFront};
-use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
 use support::{
     Action, GitHub, GitHubMock, Group, Outcome, Pushgateway, compare_body, fixture, fixture_json,
@@ -860,74 +861,54 @@ async fn an_eks_answer_stalling_mid_body_is_a_timeout_within_the_aws_bound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn eks_throttling_in_the_400_shape_is_retried() {
     let pg = Pushgateway::start().await;
-    let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION)).await;
-    let eks = EksStub::start().await;
+    let c = Cluster::new(CLUSTER, REGION).start_with(None).await;
     // Some AWS APIs throttle with 400 and the error type alone.
-    eks.fail(CLUSTER, 2, 400, "ThrottlingException", "Rate exceeded")
+    c.eks
+        .fail(CLUSTER, 2, 400, "ThrottlingException", "Rate exceeded")
         .await;
-    eks.active(CLUSTER, REGION, &api).await;
     let gh = GitHubMock::quiet().await;
-    let out = cluster_event(&pg, &gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
-        .run()
-        .await;
+    let out = c.signed_in(cluster_event(&pg, &gh)).run().await;
     out.assert_code(0);
-    assert_eq!(eks.requests().await.len(), 3);
+    assert_eq!(c.eks.requests().await.len(), 3);
     assert_eq!(pg.groups_matching(&[("run_id", "7001")]).await.len(), 1);
 }
 
 // ----------------------------------------------------------------- API server
 
-/// The success event pushed through the API server's service proxy of `api`.
-async fn through_the_cluster(api: &FakeApiServer, gh: &GitHubMock) -> (Action, EksStub) {
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, api).await;
-    let action = Action::new()
+/// The success event pushed through the service proxy of cluster `c`.
+fn through_the_cluster(c: &ClusterStack, gh: &GitHubMock) -> Action {
+    c.signed_in(Action::new())
         .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("cluster-name", CLUSTER)
-        .input("aws-region", REGION)
         .input("retention", "0")
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url());
-    (action, eks)
-}
-
-/// The EKS token the action sent (a secret the outputs must not show).
-fn eks_token(api: &FakeApiServer) -> String {
-    api.requests()
-        .first()
-        .and_then(|r| r.token.clone())
-        .expect("the action called the API server with a token")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_server_403_on_the_service_proxy_names_the_rbac_to_grant() {
-    let pg = seeded_pushgateway().await;
-    let before = state(&pg).await;
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .refuse_proxy(
+    let c = Cluster::new(CLUSTER, REGION)
+        .pushgateway(seeded_pushgateway().await)
+        .api(|a| {
+            a.refuse_proxy(
                 403,
                 "Forbidden",
                 "services \"pushgateway:9091\" is forbidden: User \"dora-action\" cannot get resource \"services/proxy\" in API group \"\" in the namespace \"observability\"",
-            ),
-    )
-    .await;
+            )
+        })
+        .start()
+        .await;
+    let before = state(&c.pg).await;
     let gh = GitHubMock::quiet().await;
-    let (action, _eks) = through_the_cluster(&api, &gh).await;
+    let action = through_the_cluster(&c, &gh);
     let start = Instant::now();
     let out = action.run().await;
     let took = start.elapsed();
     out.assert_code(1);
     the_error(&out, &["pushgateway", "403", "services/proxy", "rbac.yaml"]);
     assert!(took <= AT_ONCE, "a refusal is not retried: {took:?}");
-    assert_eq!(state(&pg).await, before);
+    assert_eq!(state(&c.pg).await, before);
     out.assert_no_secret(&[
-        &eks_token(&api),
+        &c.eks_token(),
         &AwsCredentials::test().secret_access_key,
         TOKEN,
     ]);
@@ -935,11 +916,13 @@ async fn an_api_server_403_on_the_service_proxy_names_the_rbac_to_grant() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_server_404_for_the_service_names_the_input() {
-    let pg = seeded_pushgateway().await;
-    let before = state(&pg).await;
-    let api = FakeApiServer::start(FakeApiConfig::new(CLUSTER, REGION).pushgateway(&pg.url)).await;
+    let c = Cluster::new(CLUSTER, REGION)
+        .pushgateway(seeded_pushgateway().await)
+        .start()
+        .await;
+    let before = state(&c.pg).await;
     let gh = GitHubMock::quiet().await;
-    let (action, _eks) = through_the_cluster(&api, &gh).await;
+    let action = through_the_cluster(&c, &gh);
     let start = Instant::now();
     let out = action
         .input("pushgateway-service", "monitoring/pushgateway:9091")
@@ -949,9 +932,9 @@ async fn an_api_server_404_for_the_service_names_the_input() {
     out.assert_code(1);
     the_error(&out, &["pushgateway", "404", "`pushgateway-service`"]);
     assert!(took <= AT_ONCE, "took {took:?}");
-    assert_eq!(state(&pg).await, before);
+    assert_eq!(state(&c.pg).await, before);
     out.assert_no_secret(&[
-        &eks_token(&api),
+        &c.eks_token(),
         &AwsCredentials::test().secret_access_key,
         TOKEN,
     ]);
@@ -959,26 +942,24 @@ async fn an_api_server_404_for_the_service_names_the_input() {
 
 /// A case of [`retry_budgets_are_kept`].
 async fn an_api_server_slower_than_the_timeout_fails_within_its_bound() {
-    let pg = seeded_pushgateway().await;
-    let before = state(&pg).await;
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .stall(Duration::from_secs(300)),
-    )
-    .await;
+    let c = Cluster::new(CLUSTER, REGION)
+        .pushgateway(seeded_pushgateway().await)
+        .api(|a| a.stall(Duration::from_secs(300)))
+        .start()
+        .await;
+    let before = state(&c.pg).await;
     let gh = GitHubMock::quiet().await;
-    let (action, _eks) = through_the_cluster(&api, &gh).await;
+    let action = through_the_cluster(&c, &gh);
     let start = Instant::now();
     let out = action.timeout(Duration::from_secs(120)).run().await;
     let took = start.elapsed();
     out.assert_code(1);
-    the_error(&out, &["pushgateway", "timed out", &api.url()]);
+    the_error(&out, &["pushgateway", "timed out", &c.api.url()]);
     assert_within(took, PUSHGATEWAY_BUDGET, "a hung API server");
-    assert!(api.requests().len() > 1, "a timeout is retried");
-    assert_eq!(state(&pg).await, before);
+    assert!(c.api.requests().len() > 1, "a timeout is retried");
+    assert_eq!(state(&c.pg).await, before);
     out.assert_no_secret(&[
-        &eks_token(&api),
+        &c.eks_token(),
         &AwsCredentials::test().secret_access_key,
         TOKEN,
     ]);
@@ -1017,74 +998,42 @@ const GITREPOS: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system
 const CANARIES: &str = "/apis/flagger.app/v1beta1/canaries";
 const SHA: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
 
-fn list(kind: &str, items: Vec<Value>) -> Value {
-    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "4711"}, "items": items})
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_mode_run_twice_leaves_the_same_state() {
-    let pg = Pushgateway::start().await;
     let revision = format!("main@sha1:{SHA}");
-    let kustomization = json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": {"name": "apps", "namespace": "flux-system"},
-        "spec": {"interval": "10m", "path": "./apps", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
-        "status": {"lastAppliedRevision": revision, "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "lastTransitionTime": "2026-11-20T10:30:00Z"}]}
-    });
-    let repository = json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-        "metadata": {"name": "flux-system", "namespace": "flux-system"},
-        "spec": {"interval": "1m", "ref": {"branch": "main"}, "url": "https://github.com/octo-org/shop"}
-    });
-    let canary = |name: &str, phase: &str, at: &str| {
-        json!({
-            "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
-            "metadata": {"name": name, "namespace": "shop"},
-            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}},
-            "status": {"phase": phase, "lastTransitionTime": at}
-        })
-    };
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .object(KUSTOMIZATIONS, list("Kustomization", vec![kustomization]))
-            .object(GITREPOS, list("GitRepository", vec![repository]))
-            .object(
-                CANARIES,
-                list(
-                    "Canary",
-                    vec![
-                        canary("podinfo", "Failed", "2026-11-20T09:00:00Z"),
-                        canary("frontend", "Succeeded", "2026-11-20T11:00:00Z"),
-                        canary("backend", "Progressing", "2026-11-20T11:05:00Z"),
-                    ],
-                ),
-            ),
-    )
-    .await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
+    let kustomization = Kustomization::ready("apps", &revision, "2026-11-20T10:30:00Z").json();
+    let repository = git_repository("https://github.com/octo-org/shop");
+    let canaries = [
+        Canary::new("podinfo", "Failed", "2026-11-20T09:00:00Z").json(),
+        Canary::new("frontend", "Succeeded", "2026-11-20T11:00:00Z").json(),
+        Canary::new("backend", "Progressing", "2026-11-20T11:05:00Z").json(),
+    ];
+    let c = Cluster::new(CLUSTER, REGION)
+        .object(
+            KUSTOMIZATIONS,
+            k8s_list("Kustomization", vec![kustomization]),
+        )
+        .object(GITREPOS, k8s_list("GitRepository", vec![repository]))
+        .object(CANARIES, k8s_list("Canary", canaries.to_vec()))
+        .start()
+        .await;
     let commit = fixture_json("github/commit.json");
     let gh = GitHubMock::answering(ResponseTemplate::new(200).set_body_json(commit)).await;
     let run = || {
-        Action::new()
+        c.signed_in(Action::new())
             .env("GITHUB_EVENT_NAME", "schedule")
-            .input("cluster-name", CLUSTER)
-            .input("aws-region", REGION)
             .input("kustomizations", "flux-system/apps")
             .input("retention", "0")
             .input("github-token", TOKEN)
-            .aws_credentials(&AwsCredentials::test())
-            .env("AWS_ENDPOINT_URL_EKS", &eks.url())
             .env("GITHUB_API_URL", &gh.uri())
             .run()
     };
     run().await.assert_code(0);
-    let first = state(&pg).await;
+    let first = state(&c.pg).await;
     // One Flux revision, two canary outcomes, three canary phases.
     assert_eq!(first.len(), 6, "{first:#?}");
     run().await.assert_code(0);
-    assert_eq!(state(&pg).await, first);
+    assert_eq!(state(&c.pg).await, first);
 }
 
 // ---------------------------------------------------------------- concurrency

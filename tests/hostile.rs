@@ -383,35 +383,26 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
 /// shows nowhere. (The kube client follows no redirect at all.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_kubernetes_list_page_costs_bounded_memory() {
-    use support::Pushgateway;
-    use support::aws::EksStub;
-    use support::kube::{FakeApiConfig, FakeApiServer};
+    use support::cluster::Cluster;
     const KUSTOMIZATIONS: &str =
         "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations";
     let creds = AwsCredentials::test();
-    let pg = Pushgateway::start().await;
     let huge = json!({
         "apiVersion": "v1", "kind": "KustomizationList", "metadata": {"resourceVersion": "1"},
         "items": [{"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
             "metadata": {"name": "apps", "namespace": "flux-system",
                 "annotations": {"huge": "x".repeat(40 << 20)}}}]
     });
-    let api = FakeApiServer::start(
-        FakeApiConfig::new(CLUSTER, REGION)
-            .pushgateway(&pg.url)
-            .object(KUSTOMIZATIONS, huge),
-    )
-    .await;
-    let eks = EksStub::start().await;
-    eks.active(CLUSTER, REGION, &api).await;
-    let out = action(Duration::from_secs(60))
+    let c = Cluster::new(CLUSTER, REGION)
+        .object(KUSTOMIZATIONS, huge)
+        .start()
+        .await;
+    let out = c
+        .target(action(Duration::from_secs(60)))
         .env("GITHUB_EVENT_NAME", "schedule")
-        .input("cluster-name", CLUSTER)
-        .input("aws-region", REGION)
         .input("kustomizations", "flux-system/apps")
         .input("retention", "0")
         .aws_credentials(&creds)
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
         .run()
         .await;
     out.assert_code(1);

@@ -95,3 +95,111 @@ pub fn commit_json(sha: &str, authored: impl ToString, committed: impl ToString)
         }
     })
 }
+
+// ------------------------------------------------------ Kubernetes objects
+
+/// A Kubernetes list of `kind` (`Kustomization` → `KustomizationList`), as
+/// a list call answers it.
+pub fn k8s_list(kind: &str, items: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": format!("{kind}List"),
+        "metadata": {"resourceVersion": "1"}, "items": items
+    })
+}
+
+/// A Flux v1 `Kustomization` in `flux-system`, built from the source
+/// `GitRepository` `flux-system`: `Kustomization::ready("apps", rev, at).json()`.
+pub struct Kustomization {
+    name: String,
+    revision: String,
+    ready: bool,
+    at: String,
+}
+
+impl Kustomization {
+    /// Ready (reconciled) since `at`, with `revision` (`main@sha1:…`) applied.
+    pub fn ready(name: &str, revision: &str, at: impl ToString) -> Kustomization {
+        Kustomization {
+            name: name.to_string(),
+            revision: revision.to_string(),
+            ready: true,
+            at: at.to_string(),
+        }
+    }
+
+    /// Not Ready (a failed health check) since `at`, `revision` last applied.
+    pub fn failing(name: &str, revision: &str, at: impl ToString) -> Kustomization {
+        Kustomization {
+            ready: false,
+            ..Kustomization::ready(name, revision, at)
+        }
+    }
+
+    /// The object as the API server serves it.
+    pub fn json(&self) -> Value {
+        let (name, revision) = (&self.name, &self.revision);
+        let (status, reason) = if self.ready {
+            ("True", "ReconciliationSucceeded")
+        } else {
+            ("False", "HealthCheckFailed")
+        };
+        json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": "flux-system", "generation": 3},
+            "spec": {"interval": "10m", "path": format!("./{name}"), "prune": true,
+                     "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+            "status": {
+                "lastAppliedRevision": revision, "lastAttemptedRevision": revision,
+                "observedGeneration": 3,
+                "conditions": [{"type": "Ready", "status": status, "reason": reason,
+                                "message": format!("Applied revision: {revision}"),
+                                "lastTransitionTime": self.at, "observedGeneration": 3}]
+            }
+        })
+    }
+}
+
+/// Flux's `GitRepository` `flux-system/flux-system`, cloning `url`.
+pub fn git_repository(url: &str) -> Value {
+    json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "flux-system", "namespace": "flux-system"},
+        "spec": {"interval": "1m", "ref": {"branch": "main"}, "url": url},
+    })
+}
+
+/// A Flagger v1beta1 `Canary` in `shop`: `Canary::new("web", "Failed", at).json()`.
+pub struct Canary {
+    name: String,
+    phase: String,
+    at: String,
+}
+
+impl Canary {
+    /// In `phase` (`Failed`, `Succeeded`, `Progressing`, …) since `at`.
+    pub fn new(name: &str, phase: &str, at: impl ToString) -> Canary {
+        Canary {
+            name: name.to_string(),
+            phase: phase.to_string(),
+            at: at.to_string(),
+        }
+    }
+
+    /// The object as the API server serves it.
+    pub fn json(&self) -> Value {
+        let (name, phase, at) = (&self.name, &self.phase, &self.at);
+        let failed = phase == "Failed";
+        json!({
+            "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                     "service": {"port": 80},
+                     "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}},
+            "status": {"phase": phase, "lastTransitionTime": at, "canaryWeight": 0,
+                       "failedChecks": if failed { 5 } else { 0 }, "iterations": 0,
+                       "conditions": [{"type": "Promoted", "status": if failed { "False" } else { "True" },
+                                       "lastUpdateTime": at, "lastTransitionTime": at,
+                                       "reason": phase, "message": format!("Canary {phase}")}]}
+        })
+    }
+}

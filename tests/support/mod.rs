@@ -21,6 +21,8 @@
 //! - [`action`]: the action binary run as a runner runs it, and its [`Outcome`];
 //! - [`fixtures`]: fixture paths, a fixed "now", real-shaped test objects;
 //! - [`github`]: the one GitHub REST mock;
+//! - [`cluster`]: the fake EKS stack (Pushgateway behind the fake API
+//!   server, the EKS stub), started in one call;
 //! - [`aws`] (moto, the EKS stub, SigV4), [`kube`] (the fake API server),
 //!   [`oidc`], and the misbehaving servers [`front`], [`hostile`], [`delay`];
 //! - [`commands`]: reading workflow commands and the summary's Markdown.
@@ -32,6 +34,7 @@
 
 pub mod action;
 pub mod aws;
+pub mod cluster;
 pub mod commands;
 pub mod delay;
 pub mod fixtures;
