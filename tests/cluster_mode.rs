@@ -399,12 +399,7 @@ async fn rbac_refusal_names_what_to_grant_and_loses_no_other_event() {
     let c = cluster(objects).await;
     let out = c.run().run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("grant `list` on `canaries.flagger.app`"),
-        "{errors:?}"
-    );
+    out.the_error(&["grant `list` on `canaries.flagger.app`"]);
     assert_eq!(
         c.pg.groups_matching(&[("kustomization", "apps")])
             .await

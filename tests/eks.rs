@@ -98,12 +98,10 @@ async fn access_denied_names_the_missing_permission() {
         .run()
         .await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(errors[0].contains("`eks:DescribeCluster`"), "{errors:?}");
+    let error = out.the_error(&["`eks:DescribeCluster`"]);
     assert!(
-        errors[0].contains(&cluster_arn(CLUSTER, REGION)),
-        "AWS's message names the ARN: {errors:?}"
+        error.contains(&cluster_arn(CLUSTER, REGION)),
+        "AWS's message names the ARN: {error}"
     );
     assert!(
         out.outputs.is_empty(),
@@ -261,12 +259,7 @@ async fn role_to_assume_without_id_token_permission_says_what_to_add() {
     let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh).input("role-to-assume", ROLE).run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("permissions: id-token: write"),
-        "{errors:?}"
-    );
+    out.the_error(&["permissions: id-token: write"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -274,15 +267,11 @@ async fn no_credentials_at_all_is_a_clear_error() {
     let gh = GitHubMock::quiet().await;
     let out = deploy_event(&gh).run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    for needed in [
+    out.the_error(&[
         "role-to-assume",
         "id-token: write",
         "configure-aws-credentials",
-    ] {
-        assert!(errors[0].contains(needed), "{errors:?}");
-    }
+    ]);
     let out = Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
         .input("cluster-name", CLUSTER)
@@ -311,12 +300,7 @@ async fn a_rejected_eks_token_is_a_clear_error_and_pushes_nothing() {
         .run()
         .await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("rejected the EKS token") && errors[0].contains("access entry"),
-        "{errors:?}"
-    );
+    out.the_error(&["rejected the EKS token", "access entry"]);
     assert_eq!(pg.groups().await, vec![]);
     let eks_token = api.requests()[0].token.clone().unwrap();
     out.assert_no_secret(&[&eks_token, &AwsCredentials::test().secret_access_key]);

@@ -269,16 +269,10 @@ async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
     let file = fixture("workflow_run/missing_updated_at.json");
     let out = run_event(&pg, &gh, "missing_updated_at.json").run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains(&file.display().to_string()),
-        "{errors:?}"
-    );
-    assert!(
-        errors[0].contains("`workflow_run.updated_at` is missing"),
-        "{errors:?}"
-    );
+    out.the_error(&[
+        &file.display().to_string(),
+        "`workflow_run.updated_at` is missing",
+    ]);
     assert_eq!(pg.groups().await, vec![]);
 
     let out = run_event(&pg, &gh, "not_json.json").run().await;
@@ -320,13 +314,7 @@ async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
             .run()
             .await;
         out.assert_code(1);
-        let errors = out.error_lines();
-        assert_eq!(errors.len(), 1, "{input}: {}", out.stdout);
-        assert!(
-            errors[0].contains(&format!("input `{input}`")),
-            "{errors:?}"
-        );
-        assert!(errors[0].contains(value), "{errors:?}");
+        out.the_error(&[&format!("input `{input}`"), value]);
     }
     let out = Action::new()
         .event("workflow_run", &fixture("workflow_run/success.json"))
@@ -486,11 +474,7 @@ async fn an_event_older_than_retention_is_not_pushed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::process::closed_port();
     let url = format!("http://127.0.0.1:{port}");
     let start = std::time::Instant::now();
     let out = Action::new()
@@ -502,12 +486,7 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
         .await;
     let took = start.elapsed();
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("pushgateway") && errors[0].contains("gave up after"),
-        "{errors:?}"
-    );
+    out.the_error(&["pushgateway", "gave up after"]);
     assert!(
         took >= Duration::from_secs(20) && took <= Duration::from_secs(40),
         "retried for {took:?}"
@@ -544,11 +523,10 @@ async fn a_rejected_push_fails_and_leaves_no_group_behind() {
     assert_eq!(pg.put_raw("/metrics/job/legacy", clash).await, 200);
     let out = run_event(&pg, &gh, "success.json").run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
+    let error = out.the_error(&[]);
     assert!(
-        errors[0].contains("400"),
-        "the error quotes the Pushgateway: {errors:?}"
+        error.contains("400"),
+        "the error quotes the Pushgateway: {error}"
     );
     let groups = pg.groups().await;
     assert_eq!(
@@ -697,9 +675,7 @@ async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
         .await;
     out.assert_code(0);
     assert_eq!((out.output("events"), out.output("failures")), ("1", "1"));
-    let warnings = out.warning_lines();
-    assert_eq!(warnings.len(), 1, "{}", out.stdout);
-    assert!(warnings[0].contains("404"), "{warnings:?}");
+    out.the_warning(&["404"]);
     assert_eq!(
         pg.groups_matching(&[("deployment_status_id", "9102")])
             .await

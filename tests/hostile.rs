@@ -56,11 +56,29 @@ fn assert_bounded(out: &Outcome, secrets: &[&str]) {
     out.assert_no_secret(secrets);
 }
 
-/// The one `::error::` line of a failed run.
-fn the_error(out: &Outcome) -> String {
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    errors[0].to_string()
+/// An error line quotes a few kilobytes of an answer at most.
+fn assert_short(error: &str, what: &str) {
+    assert!(
+        error.len() < 4_000,
+        "{what}: the error line is {} bytes",
+        error.len()
+    );
+}
+
+/// The success event recorded into the Pushgateway at `url`, 60 s at most.
+fn recorded_into(url: &str) -> Action {
+    action(Duration::from_secs(60))
+        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .input("pushgateway-url", url)
+        .input("retention", "0")
+}
+
+/// The success event against cluster `prod-eks`, 40 s at most.
+fn against_the_cluster() -> Action {
+    action(Duration::from_secs(40))
+        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .input("cluster-name", CLUSTER)
+        .input("aws-region", REGION)
 }
 
 /// Workflows mode against GitHub at `api`, as a dry run (nothing else is contacted).
@@ -110,7 +128,7 @@ async fn the_github_token_never_follows_pagination_to_another_host_or_port() {
         own_port.set(gh.port).expect("set once");
         let out = history_from(&gh.url).run().await;
         out.assert_code(1);
-        let error = the_error(&out);
+        let error = out.the_error(&[]);
         assert!(
             error.contains("not followed") && error.contains("outside the API"),
             "another {other}: {error}"
@@ -136,7 +154,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
         HostileServer::start(move |_, path| Reply::redirect(302, &format!("{target}{path}"))).await;
     let out = history_from(&gh.url).run().await;
     out.assert_code(1);
-    assert!(the_error(&out).contains("redirected to"), "{}", out.stdout);
+    out.the_error(&["redirected to"]);
     assert_bounded(&out, &[TOKEN]);
     foreign.assert_untouched("GitHub redirect");
 
@@ -145,14 +163,9 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
     let pg =
         HostileServer::start(move |_, path| Reply::redirect(307, &format!("{target}{path}"))).await;
     let pg_url = format!("http://dora:{PASSWORD}@127.0.0.1:{}/", pg.port);
-    let out = action(Duration::from_secs(60))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("pushgateway-url", &pg_url)
-        .input("retention", "0")
-        .run()
-        .await;
+    let out = recorded_into(&pg_url).run().await;
     out.assert_code(1);
-    assert!(the_error(&out).contains("redirected to"), "{}", out.stdout);
+    out.the_error(&["redirected to"]);
     assert_bounded(&out, &[PASSWORD]);
     foreign.assert_untouched("Pushgateway redirect");
 
@@ -177,7 +190,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
         let out = run.run().await;
         out.assert_code(1);
         assert!(
-            the_error(&out).contains("redirected to"),
+            out.the_error(&[]).contains("redirected to"),
             "{auth}: {}",
             out.stdout
         );
@@ -190,20 +203,9 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
 async fn a_huge_pushgateway_error_is_read_a_few_kilobytes_deep() {
     // 500 with 200 MB, every time: retried within the Pushgateway's budget (30 s).
     let pg = HostileServer::start(|_, _| Reply::huge(500, Some(HUGE))).await;
-    let out = action(Duration::from_secs(60))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("pushgateway-url", &pg.url)
-        .input("retention", "0")
-        .run()
-        .await;
+    let out = recorded_into(&pg.url).run().await;
     out.assert_code(1);
-    let error = the_error(&out);
-    assert!(error.contains("HTTP 500"), "{error}");
-    assert!(
-        error.len() < 4_000,
-        "the error line is {} bytes",
-        error.len()
-    );
+    assert_short(out.the_error(&["HTTP 500"]), "a huge 500");
     assert_bounded(&out, &[]);
 }
 
@@ -222,12 +224,7 @@ async fn one_huge_group_in_the_listing_costs_bounded_memory_and_loses_nothing() 
         _ => Reply::json(200, &json!({})),
     })
     .await;
-    let out = action(Duration::from_secs(60))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("pushgateway-url", &pg.url)
-        .input("retention", "0")
-        .run()
-        .await;
+    let out = recorded_into(&pg.url).run().await;
     out.assert_code(0);
     assert_bounded(&out, &[]);
     assert!(
@@ -263,12 +260,7 @@ async fn huge_and_endless_github_answers_cost_bounded_memory() {
             .run()
             .await;
         out.assert_code(1);
-        let error = the_error(&out);
-        assert!(
-            error.len() < 4_000,
-            "{what}: the error line is {} bytes",
-            error.len()
-        );
+        assert_short(out.the_error(&[]), what);
         assert_bounded(&out, &[TOKEN]);
     }
 }
@@ -288,12 +280,7 @@ async fn huge_and_endless_remote_write_answers_cost_bounded_memory() {
             .await;
         assert!(out.code == 0 || out.code == 1, "{what}: exit {}", out.code);
         if out.code == 1 {
-            let error = the_error(&out);
-            assert!(
-                error.len() < 4_000,
-                "{what}: the error line is {} bytes",
-                error.len()
-            );
+            assert_short(out.the_error(&[]), what);
         }
         assert_bounded(&out, &[TOKEN]);
     }
@@ -306,20 +293,13 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
 
     // EKS DescribeCluster through AWS_ENDPOINT_URL_EKS.
     let eks = HostileServer::start(move |_, _| endless()).await;
-    let out = action(Duration::from_secs(40))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("cluster-name", CLUSTER)
-        .input("aws-region", REGION)
+    let out = against_the_cluster()
         .aws_credentials(&creds)
         .env("AWS_ENDPOINT_URL_EKS", &eks.url)
         .run()
         .await;
     out.assert_code(1);
-    assert!(
-        the_error(&out).contains("EKS DescribeCluster"),
-        "{}",
-        out.stdout
-    );
+    out.the_error(&["EKS DescribeCluster"]);
     assert_bounded(&out, &[&creds.secret_access_key]);
 
     // STS AssumeRoleWithWebIdentity through AWS_ENDPOINT_URL_STS, after a real OIDC token.
@@ -333,10 +313,7 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
         tail: String::new(),
     })
     .await;
-    let mut run = action(Duration::from_secs(40))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("cluster-name", CLUSTER)
-        .input("aws-region", REGION)
+    let mut run = against_the_cluster()
         .input("role-to-assume", "arn:aws:iam::123456789012:role/dora")
         .env("AWS_ENDPOINT_URL_STS", &sts.url)
         .env("AWS_ENDPOINT_URL_EKS", &eks.url);
@@ -346,7 +323,7 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
     let eks_before = eks.seen().len();
     let out = run.run().await;
     out.assert_code(1);
-    assert!(the_error(&out).contains("STS"), "{}", out.stdout);
+    out.the_error(&["STS"]);
     assert_eq!(
         eks.seen().len(),
         eks_before,
@@ -358,10 +335,7 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
     let token_endpoint =
         HostileServer::start(|_, _| Reply::endless_json(r#"{"count":1,"value":""#)).await;
     let request_token = "ghs_runtimeRequestTokenHostile0123456789";
-    let out = action(Duration::from_secs(40))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("cluster-name", CLUSTER)
-        .input("aws-region", REGION)
+    let out = against_the_cluster()
         .input("role-to-assume", "arn:aws:iam::123456789012:role/dora")
         .env(
             "ACTIONS_ID_TOKEN_REQUEST_URL",
@@ -372,7 +346,7 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
         .run()
         .await;
     out.assert_code(1);
-    assert!(the_error(&out).contains("OIDC"), "{}", out.stdout);
+    out.the_error(&["OIDC"]);
     assert_eq!(sts.seen().len(), 1, "STS is asked only after a token came");
     assert_bounded(&out, &[request_token]);
 }
@@ -407,7 +381,7 @@ async fn a_huge_kubernetes_list_page_costs_bounded_memory() {
         .await;
     out.assert_code(1);
     assert!(
-        the_error(&out).contains("larger than"),
+        out.the_error(&[]).contains("larger than"),
         "the page bound is named: {}",
         out.stdout
     );

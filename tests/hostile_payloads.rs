@@ -170,13 +170,7 @@ async fn a_password_in_an_invalid_url_input_is_never_printed() {
                 .run()
                 .await;
             out.assert_code(1);
-            let errors = out.error_lines();
-            assert_eq!(errors.len(), 1, "{}", out.stdout);
-            assert!(
-                errors[0].contains(&format!("input `{input}`")),
-                "{}",
-                errors[0]
-            );
+            out.the_error(&[&format!("input `{input}`")]);
             out.assert_masked(password);
             let mask = out.stdout.find(&format!("::add-mask::{password}")).unwrap();
             assert!(mask < out.stdout.find("::error::").unwrap(), "masked first");
@@ -214,12 +208,10 @@ async fn inputs_that_name_paths_are_refused_before_anything_is_contacted() {
             .run()
             .await;
         out.assert_code(1);
-        let errors = out.error_lines();
-        assert_eq!(errors.len(), 1, "{input}: {value}: {}", out.stdout);
+        let error = out.the_error(&[]);
         assert!(
-            errors[0].starts_with(&format!("::error::input `{input}`")),
-            "{input}: {value}: {}",
-            errors[0]
+            error.starts_with(&format!("::error::input `{input}`")),
+            "{input}: {value}: {error}"
         );
         assert!(
             github.received_requests().await.unwrap().is_empty(),

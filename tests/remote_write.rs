@@ -203,13 +203,7 @@ async fn a_store_without_an_out_of_order_window_is_named_as_the_cause() {
 
     let out = leg(&gh, &store.write_url()).run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("remote-write") && errors[0].contains("out_of_order_time_window"),
-        "{}",
-        errors[0]
-    );
+    out.the_error(&["remote-write", "out_of_order_time_window"]);
 }
 
 /// How the stub store answers the `n`th request (1-based).
@@ -447,13 +441,7 @@ async fn a_refusal_fails_the_run_before_the_pushgateway_is_touched() {
         .await;
     out.assert_code(1);
     out.assert_no_secret(&[BEARER, GITHUB_TOKEN]);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("remote-write") && errors[0].contains("bearer token"),
-        "{}",
-        errors[0]
-    );
+    out.the_error(&["remote-write", "bearer token"]);
     // Nothing in the Pushgateway: the next run still sees every event as new.
     assert!(pg.groups().await.is_empty());
 

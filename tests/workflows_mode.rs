@@ -426,12 +426,7 @@ async fn rate_limits_are_waited_for_within_a_bound() {
         .await;
     let out = leg(&pg, &limited, "deploy.yml").run().await;
     out.assert_code(1);
-    let errors = out.error_lines();
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
-    assert!(
-        errors[0].contains("rate limited") && errors[0].contains("3600s"),
-        "{errors:?}"
-    );
+    out.the_error(&["rate limited", "3600s"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -151,6 +151,13 @@ impl Action {
         self.dir.path()
     }
 
+    /// [`Action::run`], and how long the run took (for tests of time bounds).
+    pub async fn run_timed(self) -> (Outcome, Duration) {
+        let start = std::time::Instant::now();
+        let out = self.run().await;
+        (out, start.elapsed())
+    }
+
     /// Runs the binary (`CARGO_BIN_EXE_dora-action`) with exactly this
     /// environment and waits at most 120 s (see [`Action::timeout`]); a run
     /// that hangs is killed and the test panics. Reads back the output and summary files.
@@ -379,6 +386,28 @@ impl Outcome {
                 "a secret leaked to the outputs"
             );
         }
+    }
+
+    /// The one `::error` line, which must contain every one of `parts`.
+    pub fn the_error(&self, parts: &[&str]) -> &str {
+        self.the_one("error", self.error_lines(), parts)
+    }
+
+    /// The one `::warning` line, which must contain every one of `parts`.
+    pub fn the_warning(&self, parts: &[&str]) -> &str {
+        self.the_one("warning", self.warning_lines(), parts)
+    }
+
+    fn the_one<'a>(&self, kind: &str, lines: Vec<&'a str>, parts: &[&str]) -> &'a str {
+        assert_eq!(lines.len(), 1, "want one ::{kind}:: line\n{}", self.stdout);
+        for part in parts {
+            assert!(
+                lines[0].contains(part),
+                "the {kind} should say {part:?}: {}",
+                lines[0]
+            );
+        }
+        lines[0]
     }
 
     /// Stdout lines that are `::error` workflow commands.

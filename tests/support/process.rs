@@ -39,6 +39,11 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port nothing listens on: one that was free a moment ago.
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
 /// How to start one kind of service and tell that it is up.
 pub struct Spec<'a> {
     /// Short name, for logs and failure messages (`pushgateway`, `moto`).
