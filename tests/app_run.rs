@@ -127,13 +127,7 @@ async fn workflows_mode_records_each_completed_run_of_the_window() {
     let report = run(&inputs, &runner, &clients).await;
     assert_eq!(report.new_events, 3, "{:?}", report.warnings);
     assert_eq!(report.window, Some(inputs.lookback));
-    let mut ids: Vec<String> = pg
-        .groups()
-        .await
-        .iter()
-        .map(|g| g.labels["run_id"].clone())
-        .collect();
-    ids.sort();
+    let ids = pg.label_values("run_id").await;
     assert_eq!(ids, ["9001", "9002", "9003"]);
     // One list call, one compare for the success after the first success.
     let calls = gh.received_requests().await.unwrap();

@@ -62,6 +62,18 @@ impl Scene {
     }
 }
 
+/// The GitRepository every Kustomization here is built from.
+fn flux_source() -> (&'static str, Value) {
+    let repository = git_repository("ssh://git@github.com/octo-org/shop");
+    (GITREPOS, k8s_list("GitRepository", vec![repository]))
+}
+
+/// `apps`, Ready since 10:30 with [`SHA`] applied.
+fn apps_applied() -> Value {
+    let revision = format!("main@sha1:{SHA}");
+    Kustomization::ready("apps", &revision, "2026-11-20T10:30:00Z").json()
+}
+
 fn standard_objects() -> Vec<(&'static str, Value)> {
     vec![
         (
@@ -69,12 +81,7 @@ fn standard_objects() -> Vec<(&'static str, Value)> {
             k8s_list(
                 "Kustomization",
                 vec![
-                    Kustomization::ready(
-                        "apps",
-                        &format!("main@sha1:{SHA}"),
-                        "2026-11-20T10:30:00Z",
-                    )
-                    .json(),
+                    apps_applied(),
                     Kustomization::ready(
                         "infra",
                         "main@sha1:0000000000000000000000000000000000000001",
@@ -84,13 +91,7 @@ fn standard_objects() -> Vec<(&'static str, Value)> {
                 ],
             ),
         ),
-        (
-            GITREPOS,
-            k8s_list(
-                "GitRepository",
-                vec![git_repository("ssh://git@github.com/octo-org/shop")],
-            ),
-        ),
+        flux_source(),
         (
             CANARIES,
             k8s_list(
@@ -110,14 +111,7 @@ async fn flux_revisions_and_canary_outcomes_become_events() {
     let c = cluster(standard_objects()).await;
     let out = c.run().run().await;
     out.assert_code(0);
-    assert_eq!(
-        (
-            out.output("events"),
-            out.output("deployments"),
-            out.output("failures")
-        ),
-        ("3", "2", "1")
-    );
+    assert_eq!(out.counts(), ("3", "2", "1"));
     assert_eq!(
         out.output("lead-time-seconds"),
         "1800",
@@ -293,13 +287,7 @@ async fn a_revision_not_ready_is_recorded_and_replaced_once_ready() {
                 vec![Kustomization::failing("apps", &revision, "2026-11-20T10:20:00Z").json()],
             ),
         ),
-        (
-            GITREPOS,
-            k8s_list(
-                "GitRepository",
-                vec![git_repository("ssh://git@github.com/octo-org/shop")],
-            ),
-        ),
+        flux_source(),
     ])
     .await;
     let out = c.run().run().await;
@@ -350,25 +338,9 @@ async fn a_missing_crd_skips_that_source_and_keeps_the_others() {
     let c = cluster(vec![
         (
             KUSTOMIZATIONS,
-            k8s_list(
-                "Kustomization",
-                vec![
-                    Kustomization::ready(
-                        "apps",
-                        &format!("main@sha1:{SHA}"),
-                        "2026-11-20T10:30:00Z",
-                    )
-                    .json(),
-                ],
-            ),
+            k8s_list("Kustomization", vec![apps_applied()]),
         ),
-        (
-            GITREPOS,
-            k8s_list(
-                "GitRepository",
-                vec![git_repository("ssh://git@github.com/octo-org/shop")],
-            ),
-        ),
+        flux_source(),
     ])
     .await;
     let out = c.run().run().await;
@@ -459,27 +431,14 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
             "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations",
             k8s_list("Kustomization", kustomizations),
         ),
-        (
-            GITREPOS,
-            k8s_list(
-                "GitRepository",
-                vec![git_repository("ssh://git@github.com/octo-org/shop")],
-            ),
-        ),
+        flux_source(),
         (CANARIES, k8s_list("Canary", canaries)),
     ])
     .await;
     let out = c.run().input("kustomizations", "*").run().await;
     out.assert_code(0);
     // 200 revisions + 100 rollbacks + 300 promotions.
-    assert_eq!(
-        (
-            out.output("events"),
-            out.output("deployments"),
-            out.output("failures")
-        ),
-        ("600", "500", "100")
-    );
+    assert_eq!(out.counts(), ("600", "500", "100"));
     assert_eq!(c.commit_lookups().await, 200, "one look-up per revision");
     let groups = c.pg.groups().await;
     assert_eq!(

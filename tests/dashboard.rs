@@ -789,15 +789,8 @@ async fn github(now: Timestamp) -> GitHubMock {
 
 /// The scheduled workflows-mode leg: both deploy workflows' history.
 async fn record_workflows(pg: &Pushgateway, remote: &Prometheus, gh: &GitHubMock) {
-    let action = Action::new();
-    let payload = action.dir().join("schedule.json");
-    std::fs::write(
-        &payload,
-        json!({"schedule": "17 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string(),
-    )
-    .unwrap();
-    let out = action
-        .event("schedule", &payload)
+    let out = Action::new()
+        .scheduled("17 * * * *")
         .input("workflows", &format!("{}, {}", API.0, WEB.0))
         .input("environment", "production")
         .input("pushgateway-url", &pg.url)

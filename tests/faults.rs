@@ -132,16 +132,8 @@ fn event_run(pushgateway_url: &str, github: &str) -> Action {
 /// A scheduled leg of the metrics workflow reading `workflows` (the
 /// schedule payload carries the repository and its default branch).
 fn leg(pushgateway_url: &str, github: &str, workflows: &str) -> Action {
-    let action = Action::new();
-    let payload = action.dir().join("schedule.json");
-    std::fs::write(
-        &payload,
-        json!({"schedule": "17 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}})
-            .to_string(),
-    )
-    .unwrap();
-    action
-        .event("schedule", &payload)
+    Action::new()
+        .scheduled("17 * * * *")
         .input("workflows", workflows)
         .input("pushgateway-url", pushgateway_url)
         .input("github-token", TOKEN)
@@ -512,12 +504,7 @@ async fn a_malformed_run_is_skipped_with_a_warning() {
     let out = leg(&pg.url, &gh.uri(), "deploy.yml").run().await;
     out.assert_code(0);
     out.the_warning(&["run 8802 skipped", "updated_at"]);
-    let ids: Vec<String> = pg
-        .groups()
-        .await
-        .into_iter()
-        .map(|g| g.labels["run_id"].clone())
-        .collect();
+    let ids = pg.label_values("run_id").await;
     assert_eq!(ids, ["8801"]);
     out.assert_no_secret(&[TOKEN]);
 }
@@ -946,13 +933,7 @@ async fn matrix_legs_and_event_runs_at_once_lose_nothing() {
         assert!(out.error_lines().is_empty(), "{}", out.stdout);
         assert!(out.warning_lines().is_empty(), "{}", out.stdout);
     }
-    let mut ids: Vec<String> = pg
-        .groups()
-        .await
-        .into_iter()
-        .map(|g| g.labels["run_id"].clone())
-        .collect();
-    ids.sort();
+    let ids = pg.label_values("run_id").await;
     assert_eq!(
         ids,
         [

@@ -78,11 +78,8 @@ async fn github() -> GitHubMock {
 
 /// A scheduled leg reading `deploy.yml` history and writing it to `url`.
 fn leg(gh: &GitHubMock, url: &str) -> Action {
-    let action = Action::new();
-    let payload = action.dir().join("schedule.json");
-    std::fs::write(&payload, json!({"schedule": "0 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string()).unwrap();
-    action
-        .event("schedule", &payload)
+    Action::new()
+        .scheduled("0 * * * *")
         .input("workflows", "deploy.yml")
         .input("lookback", "8d")
         .input("remote-write-url", url)

@@ -105,11 +105,8 @@ async fn github(runs: Vec<Value>) -> GitHubMock {
 /// A scheduled `dora-metrics.yml` leg reading `workflows` into `pg`; the
 /// schedule payload carries the repository (and its default branch).
 fn leg(pg: &Pushgateway, gh: &GitHubMock, workflows: &str) -> Action {
-    let action = Action::new();
-    let payload = action.dir().join("schedule.json");
-    std::fs::write(&payload, json!({"schedule": "17 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string()).unwrap();
-    action
-        .event("schedule", &payload)
+    Action::new()
+        .scheduled("17 * * * *")
         .input("workflows", workflows)
         .input("pushgateway-url", &pg.url)
         .input("github-token", TOKEN)
@@ -122,27 +119,14 @@ async fn history_becomes_events_with_recovery_rework_and_per_change_lead_time() 
     let gh = github(history()).await;
     let out = leg(&pg, &gh, "deploy.yml").run().await;
     out.assert_code(0);
-    assert_eq!(
-        (
-            out.output("events"),
-            out.output("deployments"),
-            out.output("failures")
-        ),
-        ("5", "3", "2")
-    );
+    assert_eq!(out.counts(), ("5", "3", "2"));
     assert_eq!(
         out.output("recovery-seconds"),
         (3 * HOUR).to_string(),
         "first failure (4d ago) → the fix (4d−3h ago)"
     );
 
-    let mut ids: Vec<String> = pg
-        .groups()
-        .await
-        .iter()
-        .map(|g| g.labels["run_id"].clone())
-        .collect();
-    ids.sort();
+    let ids = pg.label_values("run_id").await;
     assert_eq!(
         ids,
         ["7101", "7102", "7103", "7104", "7107"],

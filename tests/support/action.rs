@@ -101,6 +101,19 @@ impl Action {
             .env("GITHUB_EVENT_PATH", &path)
     }
 
+    /// A `schedule` event (cron `cron`) of `octo-org/shop`, whose payload
+    /// carries the repository and its default branch `main`, written to
+    /// this run's dir.
+    pub fn scheduled(self, cron: &str) -> Self {
+        let payload = self.dir().join("schedule.json");
+        let body = serde_json::json!({
+            "schedule": cron,
+            "repository": {"full_name": "octo-org/shop", "default_branch": "main"}
+        });
+        std::fs::write(&payload, body.to_string()).expect("write the schedule payload");
+        self.event("schedule", &payload)
+    }
+
     /// Sets (or overrides) any environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_string(), value.to_string());
@@ -353,6 +366,15 @@ impl Outcome {
             .get(name)
             .map(String::as_str)
             .unwrap_or_else(|| panic!("no output {name:?}; outputs: {:#?}", self.outputs))
+    }
+
+    /// The outputs `events`, `deployments` and `failures`.
+    pub fn counts(&self) -> (&str, &str, &str) {
+        (
+            self.output("events"),
+            self.output("deployments"),
+            self.output("failures"),
+        )
     }
 
     /// Panics unless `secret` was `::add-mask::`ed (so the runner hides it in the log).

@@ -6,23 +6,18 @@
 //! from the action's side, while the state behind it stays real and can be
 //! compared before and after.
 //!
-//! Like [`super::kube::FakeApiServer`], it binds `127.0.0.1:0` and keeps the
-//! socket (no port clash with a parallel test), and stops with every open
-//! connection, hung ones included, when dropped.
+//! It is a [`Server`]: bound to `127.0.0.1:0`, stopped with every open
+//! connection when dropped.
 
 use std::convert::Infallible;
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+
+use super::server::{Body, Server};
 
 /// What the front does instead of forwarding a matching request.
 #[derive(Debug, Clone)]
@@ -82,36 +77,24 @@ pub struct FaultyFront {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub url: String,
     state: Arc<State>,
-    task: JoinHandle<()>,
+    _server: Server,
 }
-
-impl Drop for FaultyFront {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type Body = BoxBody<Bytes, Infallible>;
 
 impl FaultyFront {
     /// Starts a front forwarding to `upstream` (`http://127.0.0.1:PORT`), or
     /// answering 404 to what no fault matches when `None`. Ready on return.
     pub async fn start(upstream: Option<&str>) -> FaultyFront {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(State {
             upstream: upstream.map(|u| u.trim_end_matches('/').to_string()),
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             client: super::process::http(),
         });
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        let server = Server::start(state.clone(), handle).await;
         FaultyFront {
-            url: format!("http://127.0.0.1:{port}"),
+            url: server.url.clone(),
             state,
-            task,
+            _server: server,
         }
     }
 
@@ -136,23 +119,6 @@ impl FaultyFront {
     /// Every request so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().expect("seen lock").clone()
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
     }
 }
 

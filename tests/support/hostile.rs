@@ -4,22 +4,18 @@
 //! it gets with its headers, so a test can assert that a credential never
 //! reached it. Huge bodies are generated as they are sent, never held.
 //!
-//! Binds `127.0.0.1:0` and keeps the socket (no clash with a parallel test);
-//! stops, with every open connection, when dropped.
+//! It is a [`Server`]: bound to `127.0.0.1:0`, stopped with every open
+//! connection when dropped.
 
 use std::convert::Infallible;
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+
+use super::server::{Body, Server};
 
 /// What the server answers.
 #[derive(Debug, Clone)]
@@ -110,34 +106,22 @@ pub struct HostileServer {
     pub url: String,
     pub port: u16,
     state: Arc<State>,
-    task: JoinHandle<()>,
+    _server: Server,
 }
-
-impl Drop for HostileServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type Body = BoxBody<Bytes, Infallible>;
 
 impl HostileServer {
     /// Starts a server answering each request with `handler(method, path_and_query)`.
     pub async fn start(handler: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(State {
             handler: Box::new(handler),
             seen: Mutex::new(Vec::new()),
         });
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        let server = Server::start(state.clone(), handle).await;
         HostileServer {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
+            url: server.url.clone(),
+            port: server.port,
             state,
-            task,
+            _server: server,
         }
     }
 
@@ -161,23 +145,6 @@ impl HostileServer {
             seen.len(),
             seen
         );
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
     }
 }
 

@@ -24,7 +24,8 @@
 //! - [`cluster`]: the fake EKS stack (Pushgateway behind the fake API
 //!   server, the EKS stub), started in one call;
 //! - [`aws`] (moto, the EKS stub, SigV4), [`kube`] (the fake API server),
-//!   [`oidc`], and the misbehaving servers [`front`], [`hostile`], [`delay`];
+//!   [`oidc`], and the misbehaving servers [`front`], [`hostile`] (both a
+//!   [`server::Server`]) and [`delay`];
 //! - [`commands`]: reading workflow commands and the summary's Markdown.
 //!
 //! The items most tests use are re-exported here (`support::Action`, …).
@@ -46,6 +47,7 @@ pub mod oidc;
 pub mod process;
 pub mod prometheus;
 pub mod pushgateway;
+pub mod server;
 
 // Each test binary uses some of them.
 #[allow(unused_imports)]

@@ -157,6 +157,19 @@ impl Pushgateway {
             .collect()
     }
 
+    /// The value of grouping label `label` in every group, sorted; panics
+    /// if a group lacks it.
+    pub async fn label_values(&self, label: &str) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .groups()
+            .await
+            .iter()
+            .map(|g| g.labels[label].clone())
+            .collect();
+        values.sort();
+        values
+    }
+
     /// `PUT {url}{path}` with `body` in the text exposition format; returns
     /// the HTTP status. For seeding groups a test needs to exist beforehand,
     /// e.g. `put_raw("/metrics/job/dora/run_id/1", "x 1\n")`.
