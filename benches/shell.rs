@@ -819,46 +819,42 @@ async fn bench() {
     };
     let event = event_payload(now, work.path());
     let schedule = schedule_payload(work.path());
+    // A mode through the cluster: `event` is the triggering event (name, payload).
+    let eks_mode = |name, event: (&str, &Path), more, shell_more, shell_mode| Mode {
+        name,
+        inputs: cluster_inputs(more),
+        env: [
+            ("GITHUB_EVENT_NAME", event.0.to_string()),
+            ("GITHUB_EVENT_PATH", event.1.display().to_string()),
+        ]
+        .into_iter()
+        .chain(cluster_env.clone())
+        .collect(),
+        shell_env: cluster_shell(shell_more),
+        shell_mode,
+    };
     let modes = [
-        Mode {
-            name: "event (workflow_run, EKS)",
-            inputs: cluster_inputs(vec![]),
-            env: [
-                ("GITHUB_EVENT_NAME", "workflow_run".to_string()),
-                ("GITHUB_EVENT_PATH", event.display().to_string()),
-            ]
-            .into_iter()
-            .chain(cluster_env.clone())
-            .collect(),
-            shell_env: cluster_shell(vec![]),
-            shell_mode: "event",
-        },
-        Mode {
-            name: "workflows (EKS)",
-            inputs: cluster_inputs(vec![("workflows", "deploy.yml".to_string())]),
-            env: [
-                ("GITHUB_EVENT_NAME", "schedule".to_string()),
-                ("GITHUB_EVENT_PATH", schedule.display().to_string()),
-            ]
-            .into_iter()
-            .chain(cluster_env.clone())
-            .collect(),
-            shell_env: cluster_shell(vec![("WORKFLOWS", "deploy.yml".to_string())]),
-            shell_mode: "workflows",
-        },
-        Mode {
-            name: "cluster (EKS)",
-            inputs: cluster_inputs(vec![("kustomizations", "*".to_string())]),
-            env: [
-                ("GITHUB_EVENT_NAME", "schedule".to_string()),
-                ("GITHUB_EVENT_PATH", schedule.display().to_string()),
-            ]
-            .into_iter()
-            .chain(cluster_env.clone())
-            .collect(),
-            shell_env: cluster_shell(vec![]),
-            shell_mode: "cluster",
-        },
+        eks_mode(
+            "event (workflow_run, EKS)",
+            ("workflow_run", &event),
+            vec![],
+            vec![],
+            "event",
+        ),
+        eks_mode(
+            "workflows (EKS)",
+            ("schedule", &schedule),
+            vec![("workflows", "deploy.yml".to_string())],
+            vec![("WORKFLOWS", "deploy.yml".to_string())],
+            "workflows",
+        ),
+        eks_mode(
+            "cluster (EKS)",
+            ("schedule", &schedule),
+            vec![("kustomizations", "*".to_string())],
+            vec![],
+            "cluster",
+        ),
         Mode {
             name: "workflows (Pushgateway URL, no AWS)",
             inputs: vec![
@@ -881,6 +877,12 @@ async fn bench() {
         },
     ];
 
+    let run_dir = || {
+        tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(work.path())
+            .expect("run dir")
+    };
     let mut rows = Vec::new();
     for mode in modes.iter().filter(|m| {
         only.as_deref()
@@ -890,10 +892,7 @@ async fn bench() {
         let mut action_runs = Vec::new();
         let mut shell_runs = Vec::new();
         for i in 0..=runs {
-            let dir = tempfile::Builder::new()
-                .prefix("run-")
-                .tempdir_in(work.path())
-                .expect("run dir");
+            let dir = run_dir();
             let a = services
                 .measure(
                     "dora-action",
@@ -901,10 +900,7 @@ async fn bench() {
                     &dir.path().join("peak_rss_kib"),
                 )
                 .await;
-            let dir = tempfile::Builder::new()
-                .prefix("run-")
-                .tempdir_in(work.path())
-                .expect("run dir");
+            let dir = run_dir();
             let s = services
                 .measure(
                     "dora-metrics.sh",

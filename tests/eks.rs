@@ -7,7 +7,7 @@
 mod support;
 
 use support::aws::{AwsCredentials, EksStub, Moto, cluster_arn};
-use support::cluster::Cluster;
+use support::cluster::{Cluster, ClusterStack};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
 use support::{Action, GitHubMock, Pushgateway, fixture};
@@ -28,14 +28,28 @@ fn deploy_event(gh: &GitHubMock) -> Action {
         .env("GITHUB_API_URL", &gh.uri())
 }
 
+/// [`deploy_event`] with the test credentials and EKS at `eks`.
+fn signed_against(gh: &GitHubMock, eks: &str) -> Action {
+    deploy_event(gh)
+        .aws_credentials(&AwsCredentials::test())
+        .env("AWS_ENDPOINT_URL_EKS", eks)
+}
+
+/// The cluster stack, its API server also accepting the credentials
+/// `moto`'s STS hands out.
+async fn trusting(moto: &Moto) -> ClusterStack {
+    Cluster::new(CLUSTER, REGION)
+        .api(|a| a.moto(&moto.url))
+        .start()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_cluster_is_a_clean_skip_with_no_further_call() {
     let moto = Moto::start().await;
     let gh = GitHubMock::quiet().await;
     let pg = Pushgateway::start().await;
-    let out = deploy_event(&gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &moto.url)
+    let out = signed_against(&gh, &moto.url)
         .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .input("pushgateway-url", &pg.url)
         .run()
@@ -68,11 +82,7 @@ async fn a_cluster_that_is_not_active_is_skipped_with_its_status() {
     let eks = EksStub::start().await;
     eks.with_status(CLUSTER, REGION, "CREATING", &api).await;
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
-        .run()
-        .await;
+    let out = signed_against(&gh, &eks.url()).run().await;
     out.assert_code(0);
     assert_eq!(
         (out.output("skipped"), out.output("cluster-exists")),
@@ -92,11 +102,7 @@ async fn access_denied_names_the_missing_permission() {
     let eks = EksStub::start().await;
     eks.access_denied(CLUSTER, REGION).await;
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
-        .run()
-        .await;
+    let out = signed_against(&gh, &eks.url()).run().await;
     out.assert_code(1);
     let error = out.the_error(&["`eks:DescribeCluster`"]);
     assert!(
@@ -184,10 +190,7 @@ async fn credentials_from_the_environment_push_through_the_service_proxy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_web_identity_token_file_is_exchanged_with_sts() {
     let moto = Moto::start().await;
-    let c = Cluster::new(CLUSTER, REGION)
-        .api(|a| a.moto(&moto.url))
-        .start()
-        .await;
+    let c = trusting(&moto).await;
     let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
     let action = deploy_event(&gh);
@@ -219,10 +222,7 @@ async fn a_web_identity_token_file_is_exchanged_with_sts() {
 async fn role_to_assume_uses_the_jobs_own_oidc_token() {
     let moto = Moto::start().await;
     let oidc = OidcStub::start().await;
-    let c = Cluster::new(CLUSTER, REGION)
-        .api(|a| a.moto(&moto.url))
-        .start()
-        .await;
+    let c = trusting(&moto).await;
     let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
     let mut action = deploy_event(&gh)
@@ -294,11 +294,7 @@ async fn a_rejected_eks_token_is_a_clear_error_and_pushes_nothing() {
         .await;
     let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &eks.url())
-        .run()
-        .await;
+    let out = signed_against(&gh, &eks.url()).run().await;
     out.assert_code(1);
     out.the_error(&["rejected the EKS token", "access entry"]);
     assert_eq!(pg.groups().await, vec![]);
@@ -313,9 +309,7 @@ async fn a_direct_pushgateway_url_still_checks_the_cluster_first() {
     let pg = Pushgateway::start().await;
     let gh = GitHubMock::quiet().await;
     // moto's cluster exists (ACTIVE) with a random endpoint: with a URL given, it is not contacted.
-    let out = deploy_event(&gh)
-        .aws_credentials(&AwsCredentials::test())
-        .env("AWS_ENDPOINT_URL_EKS", &moto.url)
+    let out = signed_against(&gh, &moto.url)
         .input("pushgateway-url", &pg.url)
         .run()
         .await;

@@ -7,17 +7,14 @@
 //! Needs `.venv` with botocore: `scripts/test.sh setup`. A missing venv is a
 //! failure, not a skip, so the check cannot silently disappear.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::SystemTime;
+mod support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dora_action::aws::{Credentials, eks_token};
+use support::botocore::{self, TIME, signing_time};
 
 const PREFIX: &str = "k8s-aws-v1.";
-/// The signing time, in the form SigV4 writes it (`X-Amz-Date`).
-const TIME: &str = "20261126T120000Z";
 
 /// AWS's documented example keys: not real credentials.
 const LONG_TERM_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -51,54 +48,20 @@ fn temporary() -> Credentials {
     }
 }
 
-fn signing_time() -> SystemTime {
-    let ts = jiff::fmt::strtime::parse("%Y%m%dT%H%M%SZ", TIME)
-        .and_then(|t| t.to_datetime())
-        .and_then(|dt| jiff::tz::Offset::UTC.to_timestamp(dt))
-        .expect("TIME parses");
-    SystemTime::from(ts)
-}
-
-fn setup_hint() -> &'static str {
-    "run `scripts/test.sh setup` (it creates .venv and installs botocore)"
-}
-
 /// The token botocore produces, via `tests/botocore_token.py`.
 fn botocore_token(case: &Case) -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: {}",
-        python.display(),
-        setup_hint()
+    let creds = &case.creds;
+    let keys = (
+        creds.access_key_id.as_str(),
+        creds.secret_access_key.as_str(),
+        creds.session_token.as_deref(),
     );
-    let mut cmd = Command::new(&python);
-    cmd.arg(root.join("tests/botocore_token.py"))
-        .arg(format!("--region={}", case.region))
-        .arg(format!("--cluster={}", case.cluster))
-        .arg(format!("--access-key-id={}", case.creds.access_key_id))
-        .arg(format!(
-            "--secret-access-key={}",
-            case.creds.secret_access_key
-        ))
-        .arg(format!("--time={TIME}"));
-    if let Some(token) = &case.creds.session_token {
-        cmd.arg(format!("--session-token={token}"));
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {}", python.display(), setup_hint()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("No module named 'botocore'") {
-        panic!("botocore is not installed in .venv: {}", setup_hint());
-    }
-    assert!(
-        out.status.success(),
-        "tests/botocore_token.py failed ({}):\n{stderr}",
-        out.status
-    );
-    let token = String::from_utf8(out.stdout).expect("botocore token is UTF-8");
+    let args = [
+        format!("--region={}", case.region),
+        format!("--cluster={}", case.cluster),
+    ];
+    let out = botocore::run("botocore_token.py", keys, &args, &[]);
+    let token = String::from_utf8(out).expect("botocore token is UTF-8");
     token.trim_end_matches('\n').to_string()
 }
 

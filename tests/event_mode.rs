@@ -27,6 +27,12 @@ fn run_event(pg: &Pushgateway, github: &GitHubMock, name: &str) -> Action {
         .env("GITHUB_API_URL", &github.uri())
 }
 
+/// A fresh Pushgateway, and GitHub listing no earlier runs.
+async fn no_history() -> (Pushgateway, GitHubMock) {
+    let gh = GitHub::new().no_runs().start().await;
+    (Pushgateway::start().await, gh)
+}
+
 /// A copy of a fixture with some fields replaced (JSON pointer → value), in `dir`.
 fn patched(dir: &std::path::Path, rel: &str, changes: &[(&str, Value)]) -> PathBuf {
     let mut v: Value =
@@ -46,8 +52,7 @@ fn rfc3339(unix: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_successful_run_becomes_one_group_at_its_own_time() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "success.json").run().await;
     out.assert_code(0);
     assert_eq!(out.output("skipped"), "false");
@@ -115,8 +120,7 @@ async fn a_successful_run_becomes_one_group_at_its_own_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_are_events_without_lead_time() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     for (name, run_id) in [
         ("failure.json", "7002"),
         ("timed_out.json", "7003"),
@@ -151,8 +155,7 @@ async fn failures_are_events_without_lead_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     for (name, why) in [
         (
             "cancelled.json",
@@ -192,8 +195,7 @@ async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_branches_widen_what_counts() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "feature_branch.json")
         .input("deploy-branches", "main, feature/*")
         .run()
@@ -209,8 +211,7 @@ async fn deploy_branches_widen_what_counts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_source_label_is_never_empty_and_odd_names_survive() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     for (name, run_id, source) in [
         ("empty_name.json", "7009", "deploy.yml"),
         ("no_name_no_path.json", "7010", "workflow-1001"),
@@ -247,8 +248,7 @@ async fn the_source_label_is_never_empty_and_odd_names_survive() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn payload_times_with_offsets_give_the_right_lead_time() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "offset_times.json").run().await;
     out.assert_code(0);
     assert_eq!(out.output("lead-time-seconds"), "1800");
@@ -256,8 +256,7 @@ async fn payload_times_with_offsets_give_the_right_lead_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let file = fixture("workflow_run/missing_updated_at.json");
     let out = run_event(&pg, &gh, "missing_updated_at.json").run().await;
     out.assert_code(1);
@@ -292,8 +291,7 @@ async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     for (input, value) in [
         ("mode", "deploy"),
         ("dry-run", "yes"),
@@ -327,8 +325,7 @@ async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rerunning_the_same_event_changes_nothing() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     run_event(&pg, &gh, "success.json")
         .run()
         .await
@@ -346,8 +343,7 @@ async fn rerunning_the_same_event_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_never_overwrite_each_other() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let runs = ["success.json", "failure.json", "timed_out.json"]
         .map(|name| run_event(&pg, &gh, name).run());
     let [a, b, c] = runs;
@@ -441,8 +437,7 @@ async fn expired_groups_of_this_job_are_pruned_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_older_than_retention_is_not_pushed() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "success.json")
         .input("retention", "1h")
         .run()
@@ -502,8 +497,7 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_push_fails_and_leaves_no_group_behind() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     // Another group declares the same metric name as a counter: the Pushgateway must refuse our gauge.
     let clash = "# TYPE dora_workflow_deploy_event counter\ndora_workflow_deploy_event 1\n";
     assert_eq!(pg.put_raw("/metrics/job/legacy", clash).await, 200);
@@ -527,8 +521,7 @@ async fn a_rejected_push_fails_and_leaves_no_group_behind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_contacts_no_server_and_shows_the_exposition() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "success.json")
         .input("dry-run", "true")
         .run()
@@ -683,8 +676,7 @@ async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_sees_the_history_by_event_time() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     for name in [
         "success.json",
         "failure.json",
@@ -758,8 +750,7 @@ fn run_group_path(job: &str, run_id: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
-    let pg = Pushgateway::start().await;
-    let gh = GitHub::new().no_runs().start().await;
+    let (pg, gh) = no_history().await;
     let now = jiff::Timestamp::now().as_second();
     let (hour, day) = (3_600, 86_400);
     // 7001: the very run the event is about, stored by the previous version

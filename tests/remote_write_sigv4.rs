@@ -7,62 +7,31 @@
 //! Needs `.venv` with botocore: `scripts/test.sh setup`. A missing venv is a
 //! failure, not a skip.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::SystemTime;
 
 use dora_action::aws::{Credentials, sigv4_headers};
 use dora_action::remote_write::{PROTOCOL_HEADERS, TimeSeries, encode};
-
-const TIME: &str = "20261126T120000Z";
-
-fn signing_time() -> SystemTime {
-    let ts = jiff::fmt::strtime::parse("%Y%m%dT%H%M%SZ", TIME)
-        .and_then(|t| t.to_datetime())
-        .and_then(|dt| jiff::tz::Offset::UTC.to_timestamp(dt))
-        .expect("TIME parses");
-    SystemTime::from(ts)
-}
+use support::botocore::{self, signing_time};
 
 fn botocore(creds: &Credentials, region: &str, url: &str, body: &[u8]) -> BTreeMap<String, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `scripts/test.sh setup`",
-        python.display()
+    let keys = (
+        creds.access_key_id.as_str(),
+        creds.secret_access_key.as_str(),
+        creds.session_token.as_deref(),
     );
-    let mut cmd = Command::new(&python);
-    cmd.arg(root.join("tests/botocore_sigv4.py"))
-        .arg(format!("--region={region}"))
-        .arg("--service=aps")
-        .arg("--method=POST")
-        .arg(format!("--url={url}"))
-        .arg(format!("--access-key-id={}", creds.access_key_id))
-        .arg(format!("--secret-access-key={}", creds.secret_access_key))
-        .arg(format!("--time={TIME}"));
-    if let Some(token) = &creds.session_token {
-        cmd.arg(format!("--session-token={token}"));
-    }
+    let mut args = vec![
+        format!("--region={region}"),
+        "--service=aps".to_string(),
+        "--method=POST".to_string(),
+        format!("--url={url}"),
+    ];
     for (name, value) in PROTOCOL_HEADERS {
-        cmd.arg(format!("--header={name}:{value}"));
+        args.push(format!("--header={name}:{value}"));
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run botocore_sigv4.py");
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "botocore_sigv4.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("botocore_sigv4.py prints JSON")
+    let out = botocore::run("botocore_sigv4.py", keys, &args, body);
+    serde_json::from_slice(&out).expect("botocore_sigv4.py prints JSON")
 }
 
 #[test]

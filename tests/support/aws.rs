@@ -335,6 +335,40 @@ pub fn check_skew(amz_date: &str, now: jiff::Timestamp) -> Result<(), String> {
     Ok(())
 }
 
+/// Signs `request` with the `aws-sigv4` crate, the one the action signs
+/// with: how the tests *make* signed requests (for moto, the EKS stub, the
+/// fake API server), which the independent checkers here then verify.
+pub fn aws_sigv4_sign(
+    request: aws_sigv4::http_request::SignableRequest<'_>,
+    credentials: &AwsCredentials,
+    service: &str,
+    region: &str,
+    time: SystemTime,
+    settings: aws_sigv4::http_request::SigningSettings,
+) -> aws_sigv4::http_request::SigningInstructions {
+    let identity = aws_credential_types::Credentials::new(
+        &credentials.access_key_id,
+        &credentials.secret_access_key,
+        credentials.session_token.clone(),
+        None,
+        "dora-tests",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let (instructions, _) = aws_sigv4::http_request::sign(request, &params)
+        .expect("sign")
+        .into_parts();
+    instructions
+}
+
 /// Signs a request with the `aws-sigv4` crate (the one the action uses), in
 /// the `Authorization` header, and returns the headers to add. For driving
 /// moto (which needs the credential scope to route and pick the region) and
@@ -350,24 +384,7 @@ pub fn sign_headers(
     region: &str,
     time: SystemTime,
 ) -> Vec<(String, String)> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    let identity = aws_credential_types::Credentials::new(
-        &credentials.access_key_id,
-        &credentials.secret_access_key,
-        credentials.session_token.clone(),
-        None,
-        "dora-tests",
-    )
-    .into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
     let request = SignableRequest::new(
         method,
         url,
@@ -375,7 +392,8 @@ pub fn sign_headers(
         SignableBody::Bytes(body),
     )
     .expect("signable request");
-    let (instructions, _) = sign(request, &params).expect("sign").into_parts();
+    let settings = SigningSettings::default();
+    let instructions = aws_sigv4_sign(request, credentials, service, region, time, settings);
     let (headers, _) = instructions.into_parts();
     headers
         .into_iter()

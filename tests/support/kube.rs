@@ -42,8 +42,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use super::aws::{
-    AwsCredentials, EMPTY_SHA256, canonical_query, check_skew, moto_issued_credentials,
-    query_pairs, sigv4_encode, sigv4_signature,
+    AwsCredentials, EMPTY_SHA256, aws_sigv4_sign, canonical_query, check_skew,
+    moto_issued_credentials, query_pairs, sigv4_encode, sigv4_signature,
 };
 
 /// The token prefix aws-iam-authenticator (and `aws eks get-token`) use.
@@ -611,30 +611,13 @@ pub fn presigned_eks_token(
     time: SystemTime,
 ) -> String {
     use aws_sigv4::http_request::{
-        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings,
     };
     let host = format!("sts.{region}.amazonaws.com");
     let url = format!("https://{host}/?Action=GetCallerIdentity&Version=2011-06-15");
-    let identity = aws_credential_types::Credentials::new(
-        &credentials.access_key_id,
-        &credentials.secret_access_key,
-        credentials.session_token.clone(),
-        None,
-        "dora-tests",
-    )
-    .into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(Duration::from_secs(60));
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("sts")
-        .time(time)
-        .settings(settings)
-        .build()
-        .expect("signing params")
-        .into();
     let headers = [("host", host.as_str()), ("x-k8s-aws-id", cluster_name)];
     let request = SignableRequest::new(
         "GET",
@@ -643,7 +626,7 @@ pub fn presigned_eks_token(
         SignableBody::Bytes(&[]),
     )
     .expect("signable request");
-    let (instructions, _) = sign(request, &params).expect("presign").into_parts();
+    let instructions = aws_sigv4_sign(request, credentials, "sts", region, time, settings);
     let (_, mut query) = instructions.into_parts();
     // aws-sigv4 lists X-Amz-Security-Token *after* X-Amz-Signature;
     // botocore puts the signature last. Same signature either way, but

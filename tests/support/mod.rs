@@ -26,6 +26,7 @@
 //! - [`aws`] (moto, the EKS stub, SigV4), [`kube`] (the fake API server),
 //!   [`oidc`], and the misbehaving servers [`front`], [`hostile`] (both a
 //!   [`server::Server`]) and [`delay`];
+//! - [`botocore`]: the reference SigV4 implementation, run from the venv;
 //! - [`commands`]: reading workflow commands and the summary's Markdown.
 //!
 //! The items most tests use are re-exported here (`support::Action`, …).
@@ -35,6 +36,7 @@
 
 pub mod action;
 pub mod aws;
+pub mod botocore;
 pub mod cluster;
 pub mod commands;
 pub mod delay;
