@@ -647,37 +647,28 @@ struct Snapshot {
 /// Succeeded again 58h ago (recovery 2h), Failed 5h ago (open). Canary
 /// `shop/api`: Succeeded 16h ago.
 const SNAPSHOTS: [Snapshot; 5] = [
-    Snapshot {
-        apps: 0,
-        infra: false,
-        web: ("Initialized", 230),
-        api: ("Initialized", 230),
-    },
-    Snapshot {
-        apps: 1,
-        infra: false,
-        web: ("Succeeded", 100),
-        api: ("Initialized", 230),
-    },
-    Snapshot {
-        apps: 2,
-        infra: false,
-        web: ("Failed", 60),
-        api: ("Initialized", 230),
-    },
-    Snapshot {
-        apps: 2,
-        infra: false,
-        web: ("Succeeded", 58),
-        api: ("Initialized", 230),
-    },
-    Snapshot {
-        apps: 3,
-        infra: true,
-        web: ("Failed", 5),
-        api: ("Succeeded", 16),
-    },
+    snapshot(0, false, ("Initialized", 230), ("Initialized", 230)),
+    snapshot(1, false, ("Succeeded", 100), ("Initialized", 230)),
+    snapshot(2, false, ("Failed", 60), ("Initialized", 230)),
+    snapshot(2, false, ("Succeeded", 58), ("Initialized", 230)),
+    snapshot(3, true, ("Failed", 5), ("Succeeded", 16)),
 ];
+
+/// A [`Snapshot`] row: the `apps` revision, whether `infra` is there, the
+/// canaries' (phase, hours ago).
+const fn snapshot(
+    apps: usize,
+    infra: bool,
+    web: (&'static str, i64),
+    api: (&'static str, i64),
+) -> Snapshot {
+    Snapshot {
+        apps,
+        infra,
+        web,
+        api,
+    }
+}
 
 // The DORA numbers of the last 7 days (168h), by hand.
 //
@@ -1126,17 +1117,20 @@ async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers(
             got
         }
     };
+    // The band each headline stat's thresholds give its value.
+    let bands = |values: &[f64]| -> Vec<&str> {
+        HEADLINE
+            .iter()
+            .zip(values)
+            .map(|(title, v)| band_of(panel(&d, title), *v))
+            .collect()
+    };
     let got = headline(Selection::all()).await;
     let want = [FREQUENCY_ALL, LEAD_ALL, CFR_ALL, RECOVERY_ALL];
     for ((title, g), w) in HEADLINE.iter().zip(&got).zip(want) {
         assert!(close(*g, w), "{title}: dashboard {g}, by hand {w}");
     }
-    let bands: Vec<&str> = HEADLINE
-        .iter()
-        .zip(&got)
-        .map(|(title, v)| band_of(panel(&d, title), *v))
-        .collect();
-    assert_eq!(bands, ["elite", "elite", "medium", "high"]);
+    assert_eq!(bands(&got), ["elite", "elite", "medium", "high"]);
 
     // Two sources picked: Grafana sends `(Deploy API|web)`.
     let picked = headline(Selection {
@@ -1152,12 +1146,7 @@ async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers(
             "{title} (Deploy API|web): dashboard {g}, by hand {w}"
         );
     }
-    let bands: Vec<&str> = HEADLINE
-        .iter()
-        .zip(&picked)
-        .map(|(title, v)| band_of(panel(&d, title), *v))
-        .collect();
-    assert_eq!(bands, ["high", "elite", "medium", "high"]);
+    assert_eq!(bands(&picked), ["high", "elite", "medium", "high"]);
 
     // Another environment: nothing there, so no numbers (not zeros).
     let none = Selection {
@@ -1237,68 +1226,68 @@ async fn detail_panels_show_the_scenario_per_source() {
         }
     };
 
-    assert_close(
-        "Deployments in range by source",
-        by_label(&s, &q("Deployments in range by source", 0), "source").await,
-        map(&[
-            ("Deploy API", 4.0),
-            ("Deploy Web", 3.0),
-            ("apps", 3.0),
-            ("web", 2.0),
-            ("api", 1.0),
-        ]),
-    );
-    // Deploy API: 9105, 9106 failed of 6; Deploy Web: 9202, 9205 of 5;
-    // canary web: 2 Failed of 4 outcomes; Flux and canary api: none failed.
-    assert_close(
-        "Change failure rate by source",
-        by_label(&s, &q("Change failure rate by source", 0), "source").await,
-        map(&[
-            ("Deploy API", 100.0 * 2.0 / 6.0),
-            ("Deploy Web", 40.0),
-            ("apps", 0.0),
-            ("web", 50.0),
-            ("api", 0.0),
-        ]),
-    );
-    // Lead times: Deploy API 6 4 4 1 h, Deploy Web 5 2 3 h, apps 2 8 1 h.
-    // Medians: 4h, 3h, 2h. p90 (rank 0.9 × (n − 1)): API 2.7 → 4h + 0.7 × 2h
-    // = 5.4h; Web 1.8 → 3h + 0.8 × 2h = 4.6h; apps 1.8 → 2h + 0.8 × 6h = 6.8h.
-    assert_close(
-        "Lead time median by source",
-        by_label(&s, &q("Lead time median by source", 0), "source").await,
-        map(&[
-            ("Deploy API", 4.0 * 3600.0),
-            ("Deploy Web", 3.0 * 3600.0),
-            ("apps", 2.0 * 3600.0),
-        ]),
-    );
-    assert_close(
-        "Lead time p90 by source",
-        by_label(&s, &q("Lead time p90 by source", 0), "source").await,
-        map(&[
-            ("Deploy API", 5.4 * 3600.0),
-            ("Deploy Web", 4.6 * 3600.0),
-            ("apps", 6.8 * 3600.0),
-        ]),
-    );
-    // Recoveries: Deploy API 48h and 3h (median 25.5h), Deploy Web 2h, canary web 2h.
-    assert_close(
-        "Recovery time median by source",
-        by_label(&s, &q("Recovery time median by source", 0), "source").await,
-        map(&[
-            ("Deploy API", 25.5 * 3600.0),
-            ("Deploy Web", 7200.0),
-            ("web", 7200.0),
-        ]),
-    );
+    let per_source: [(&str, &[(&str, f64)]); 6] = [
+        (
+            "Deployments in range by source",
+            &[
+                ("Deploy API", 4.0),
+                ("Deploy Web", 3.0),
+                ("apps", 3.0),
+                ("web", 2.0),
+                ("api", 1.0),
+            ],
+        ),
+        // Deploy API: 9105, 9106 failed of 6; Deploy Web: 9202, 9205 of 5;
+        // canary web: 2 Failed of 4 outcomes; Flux and canary api: none failed.
+        (
+            "Change failure rate by source",
+            &[
+                ("Deploy API", 100.0 * 2.0 / 6.0),
+                ("Deploy Web", 40.0),
+                ("apps", 0.0),
+                ("web", 50.0),
+                ("api", 0.0),
+            ],
+        ),
+        // Lead times: Deploy API 6 4 4 1 h, Deploy Web 5 2 3 h, apps 2 8 1 h.
+        // Medians: 4h, 3h, 2h. p90 (rank 0.9 × (n − 1)): API 2.7 → 4h + 0.7 × 2h
+        // = 5.4h; Web 1.8 → 3h + 0.8 × 2h = 4.6h; apps 1.8 → 2h + 0.8 × 6h = 6.8h.
+        (
+            "Lead time median by source",
+            &[
+                ("Deploy API", 4.0 * 3600.0),
+                ("Deploy Web", 3.0 * 3600.0),
+                ("apps", 2.0 * 3600.0),
+            ],
+        ),
+        (
+            "Lead time p90 by source",
+            &[
+                ("Deploy API", 5.4 * 3600.0),
+                ("Deploy Web", 4.6 * 3600.0),
+                ("apps", 6.8 * 3600.0),
+            ],
+        ),
+        // Recoveries: Deploy API 48h and 3h (median 25.5h), Deploy Web 2h, canary web 2h.
+        (
+            "Recovery time median by source",
+            &[
+                ("Deploy API", 25.5 * 3600.0),
+                ("Deploy Web", 7200.0),
+                ("web", 7200.0),
+            ],
+        ),
+        // Commits shipped: API 9103 3, 9104 1, 9107 3, 9108 1; Web 9203 1, 9204 1.
+        (
+            "Commits shipped by source",
+            &[("Deploy API", 8.0), ("Deploy Web", 2.0)],
+        ),
+    ];
+    for (title, want) in per_source {
+        let got = by_label(&s, &q(title, 0), "source").await;
+        assert_close(title, got, map(want));
+    }
     assert_eq!(s.query(&q("Recoveries", 0)).await.unwrap().len(), 4);
-    // Commits shipped: API 9103 3, 9104 1, 9107 3, 9108 1; Web 9203 1, 9204 1.
-    assert_close(
-        "Commits shipped by source",
-        by_label(&s, &q("Commits shipped by source", 0), "source").await,
-        map(&[("Deploy API", 8.0), ("Deploy Web", 2.0)]),
-    );
     // Rework = the 3 successes that recovered, of 7 successful workflow deployments.
     assert!(close(
         s.scalar(&q("Deployment rework rate", 0)).await,
@@ -1626,20 +1615,13 @@ async fn a_remote_write_store_gives_the_same_headline() {
         for title in HEADLINE {
             let p = panel(&d, title);
             let t = targets(p)[0];
-            let from_pushgateway = s
-                .query_on(
-                    &s.prom,
-                    &interpolate_from(&d, p, t, sel, PUSHGATEWAY_HISTORY),
-                )
-                .await
-                .unwrap();
-            let from_store = s
-                .query_on(
-                    &s.remote,
-                    &interpolate_from(&d, p, t, sel, REMOTE_WRITE_HISTORY),
-                )
-                .await
-                .unwrap();
+            let s = &s;
+            let on = |prom, history| {
+                let promql = interpolate_from(&d, p, t, sel, history);
+                async move { s.query_on(prom, &promql).await.unwrap() }
+            };
+            let from_pushgateway = on(&s.prom, PUSHGATEWAY_HISTORY).await;
+            let from_store = on(&s.remote, REMOTE_WRITE_HISTORY).await;
             assert_eq!(from_pushgateway.len(), from_store.len(), "{title}");
             for (a, b) in from_pushgateway.iter().zip(&from_store) {
                 assert!(

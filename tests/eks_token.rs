@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dora_action::aws::{Credentials, eks_token};
 use support::botocore::{self, TIME, signing_time};
+use support::kube::ALLOWED_PARAMS;
 
 const PREFIX: &str = "k8s-aws-v1.";
 
@@ -149,19 +150,12 @@ fn assert_shape(token: &str, case: &Case) {
 
     let params = query(&url);
     let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-    let mut expected = vec![
-        "Action",
-        "Version",
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-    ];
-    if case.creds.session_token.is_some() {
-        expected.push("X-Amz-Security-Token");
-    }
-    expected.push("X-Amz-Signature");
+    // All aws-iam-authenticator allows, the session token only with a session.
+    let session = case.creds.session_token.is_some();
+    let expected: Vec<&str> = ALLOWED_PARAMS
+        .into_iter()
+        .filter(|p| session || *p != "X-Amz-Security-Token")
+        .collect();
     assert_eq!(names, expected, "parameters and their order: {url}");
 
     let value = |name: &str| {

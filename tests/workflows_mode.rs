@@ -102,6 +102,23 @@ async fn github(runs: Vec<Value>) -> GitHubMock {
     gh
 }
 
+/// Event mode on the success fixture (run 7001) into `pg`, keeping every
+/// event, with GitHub at `gh`.
+fn event_run(pg: &Pushgateway, gh: &GitHubMock) -> Action {
+    Action::new()
+        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .input("pushgateway-url", &pg.url)
+        .input("github-token", TOKEN)
+        .input("retention", "0")
+        .env("GITHUB_API_URL", &gh.uri())
+}
+
+/// A fresh Pushgateway, and GitHub serving [`history`].
+async fn with_history() -> (Pushgateway, GitHubMock) {
+    let gh = github(history()).await;
+    (Pushgateway::start().await, gh)
+}
+
 /// A scheduled `dora-metrics.yml` leg reading `workflows` into `pg`; the
 /// schedule payload carries the repository (and its default branch).
 fn leg(pg: &Pushgateway, gh: &GitHubMock, workflows: &str) -> Action {
@@ -115,8 +132,7 @@ fn leg(pg: &Pushgateway, gh: &GitHubMock, workflows: &str) -> Action {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_becomes_events_with_recovery_rework_and_per_change_lead_time() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     let out = leg(&pg, &gh, "deploy.yml").run().await;
     out.assert_code(0);
     assert_eq!(out.counts(), ("5", "3", "2"));
@@ -180,8 +196,7 @@ async fn history_becomes_events_with_recovery_rework_and_per_change_lead_time() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rerunning_changes_nothing_and_looks_nothing_up_again() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     leg(&pg, &gh, "deploy.yml").run().await.assert_code(0);
     let sorted = |mut groups: Vec<support::Group>| {
         groups.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -227,15 +242,7 @@ async fn a_run_from_an_event_and_from_history_is_one_group() {
         listed[key] = payload["workflow_run"][key].clone();
     }
     let gh = github(vec![listed]).await;
-    Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("pushgateway-url", &pg.url)
-        .input("github-token", TOKEN)
-        .input("retention", "0")
-        .env("GITHUB_API_URL", &gh.uri())
-        .run()
-        .await
-        .assert_code(0);
+    event_run(&pg, &gh).run().await.assert_code(0);
     let out = leg(&pg, &gh, "deploy.yml")
         .input("retention", "0")
         .input("lookback", "3650d")
@@ -302,14 +309,7 @@ async fn event_mode_computes_recovery_with_one_list_call() {
         )
         .start()
         .await;
-    let out = Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .input("pushgateway-url", &pg.url)
-        .input("github-token", TOKEN)
-        .input("retention", "0")
-        .env("GITHUB_API_URL", &gh.uri())
-        .run()
-        .await;
+    let out = event_run(&pg, &gh).run().await;
     out.assert_code(0);
     assert_eq!(out.output("recovery-seconds"), "7200", "08:30 → 10:30");
     let g = &pg.groups_matching(&[("run_id", "7001")]).await[0];
@@ -375,8 +375,7 @@ async fn three_matrix_legs_at_once_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_are_waited_for_within_a_bound() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     let reset = Timestamp::now().as_second() + 2;
     Mock::given(method("GET"))
         .and(path(runs_path("deploy.yml")))
@@ -415,8 +414,7 @@ async fn rate_limits_are_waited_for_within_a_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_are_retried() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     Mock::given(method("GET"))
         .and(path(runs_path("deploy.yml")))
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
@@ -431,8 +429,7 @@ async fn server_errors_are_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_branch_is_looked_up_when_no_payload_says_it() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     Mock::given(method("GET"))
         .and(path("/repos/octo-org/shop"))
         .respond_with(
@@ -467,8 +464,7 @@ fn described(summary: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_reports_the_numbers_the_first_run_recorded() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     let first = leg(&pg, &gh, "deploy.yml").run().await;
     first.assert_code(0);
     let again = leg(&pg, &gh, "deploy.yml").run().await;
@@ -535,8 +531,7 @@ async fn fail_on_error_false_turns_github_failures_into_one_warning() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_fail_on_error_false_one_unreadable_workflow_costs_no_other() {
-    let pg = Pushgateway::start().await;
-    let gh = github(history()).await;
+    let (pg, gh) = with_history().await;
     let out = leg(&pg, &gh, "deploy.yml\nnope.yml")
         .input("fail-on-error", "false")
         .run()

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 
-use super::server::{Body, Server};
+use super::server::{Body, Server, method_and_target};
 
 /// What the front does instead of forwarding a matching request.
 #[derive(Debug, Clone)]
@@ -133,11 +133,7 @@ fn full(code: u16, headers: &[(String, String)], body: impl Into<Bytes>) -> Resp
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let method = req.method().as_str().to_string();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let (method, target) = method_and_target(&req);
     let fault = {
         let mut rules = state.rules.lock().expect("rules lock");
         rules

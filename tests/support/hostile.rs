@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 
-use super::server::{Body, Server};
+use super::server::{Body, Server, method_and_target};
 
 /// What the server answers.
 #[derive(Debug, Clone)]
@@ -149,11 +149,7 @@ impl HostileServer {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let method = req.method().as_str().to_string();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let (method, target) = method_and_target(&req);
     let headers = req
         .headers()
         .iter()

@@ -472,8 +472,8 @@ async fn authenticate(state: &State, req: &Request<Incoming>) -> Result<(), Stri
 }
 
 /// The query parameters aws-iam-authenticator allows in a token's URL (it
-/// rejects any other).
-const ALLOWED_PARAMS: [&str; 9] = [
+/// rejects any other), in the order botocore writes them.
+pub const ALLOWED_PARAMS: [&str; 9] = [
     "Action",
     "Version",
     "X-Amz-Algorithm",

@@ -129,12 +129,9 @@ impl Pushgateway {
 
     /// Every group the Pushgateway holds (`GET /api/v1/metrics`), parsed.
     pub async fn groups(&self) -> Vec<Group> {
-        let body: Value = http()
-            .get(format!("{}/api/v1/metrics", self.url))
-            .send()
+        let body: Value = self
+            .get("/api/v1/metrics")
             .await
-            .and_then(|r| r.error_for_status())
-            .expect("GET /api/v1/metrics")
             .json()
             .await
             .expect("/api/v1/metrics is JSON");
@@ -188,15 +185,21 @@ impl Pushgateway {
     /// The raw `/metrics` exposition (what Prometheus scrapes), for tests
     /// that lint it or look for absent series.
     pub async fn scrape(&self) -> String {
-        http()
-            .get(format!("{}/metrics", self.url))
-            .send()
+        self.get("/metrics")
             .await
-            .and_then(|r| r.error_for_status())
-            .expect("GET /metrics")
             .text()
             .await
             .expect("/metrics body")
+    }
+
+    /// `GET {url}{path}`, which must answer 2xx.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        http()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 }
 

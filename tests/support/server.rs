@@ -22,6 +22,15 @@ use tokio::task::{JoinHandle, JoinSet};
 /// The body every answer of these servers has.
 pub type Body = BoxBody<Bytes, Infallible>;
 
+/// A request's method and target (path and query, still percent-encoded).
+pub fn method_and_target(req: &Request<Incoming>) -> (String, String) {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    (req.method().as_str().to_string(), target)
+}
+
 /// A running server; stops when dropped.
 pub struct Server {
     /// `http://127.0.0.1:PORT`, no trailing slash.
