@@ -160,18 +160,11 @@ fn main() {
     if let Some(program) = std::env::var_os(MEASURE) {
         std::process::exit(measure(program));
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(bench());
+    support::process::block_on(bench());
 }
 
 async fn bench() {
-    let stored: usize = std::env::var("DORA_BENCH_STORED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let stored = support::process::knob("DORA_BENCH_STORED", 10_000);
     let pg = seeded_pushgateway(stored).await;
     let git_repository = json!({"metadata": {"name": "flux-system", "namespace": "flux-system"}, "spec": {"url": "https://github.com/octo-org/shop"}});
     let c = Cluster::new(CLUSTER, REGION)

@@ -405,14 +405,10 @@ impl std::ops::Deref for Services {
 
 impl Services {
     async fn counts(&self) -> (usize, usize, usize, usize) {
-        let api = self.api.requests();
-        let proxied = api
-            .iter()
-            .filter(|r| r.path_and_query.contains("/proxy/"))
-            .count();
+        let proxied = self.api.requests_to("/proxy/");
         (
             self.eks.requests().await.len(),
-            api.len() - proxied,
+            self.api.requests().len() - proxied,
             self.pushgateway_requests().await,
             self.gh.received_requests().await.unwrap_or_default().len(),
         )
@@ -760,18 +756,11 @@ fn main() {
     if args.get(1).map(String::as_str) == Some(LAUNCH) {
         launch(&args[2..]);
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(bench());
+    support::process::block_on(bench());
 }
 
 async fn bench() {
-    let runs: usize = std::env::var("DORA_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+    let runs = support::process::knob("DORA_BENCH_RUNS", 7);
     let only = std::env::var("DORA_BENCH_MODES").ok();
     let venv_bin = shell_tools();
     eprintln!(

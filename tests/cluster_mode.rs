@@ -109,8 +109,7 @@ fn standard_objects() -> Vec<(&'static str, Value)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn flux_revisions_and_canary_outcomes_become_events() {
     let c = cluster(standard_objects()).await;
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     assert_eq!(out.counts(), ("3", "2", "1"));
     assert_eq!(
         out.output("lead-time-seconds"),
@@ -203,8 +202,7 @@ async fn flux_revisions_and_canary_outcomes_become_events() {
             .count()
     };
     let before = puts(&c);
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     assert_eq!(
         puts(&c),
         before,
@@ -226,8 +224,7 @@ async fn every_rollback_counts_once_and_recovery_spans_runs() {
     .await;
     c.run().run().await.assert_code(0);
     // Runs again before anything changed: the same rollback is not counted twice.
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     assert!(out.summary.contains("0 new, 1 already"), "{}", out.summary);
     // A second rollback, then a promotion: each its own event.
     c.api.set_object(
@@ -245,8 +242,7 @@ async fn every_rollback_counts_once_and_recovery_spans_runs() {
             vec![Canary::new("podinfo", "Succeeded", "2026-11-20T11:00:00Z").json()],
         ),
     );
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     assert_eq!(
         out.output("recovery-seconds"),
         "7200",
@@ -290,8 +286,7 @@ async fn a_revision_not_ready_is_recorded_and_replaced_once_ready() {
         flux_source(),
     ])
     .await;
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     assert_eq!(
         (out.output("events"), out.output("deployments")),
         ("0", "0"),
@@ -313,8 +308,7 @@ async fn a_revision_not_ready_is_recorded_and_replaced_once_ready() {
             vec![Kustomization::ready("apps", &revision, "2026-11-20T10:30:00Z").json()],
         ),
     );
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     assert_eq!(out.output("deployments"), "1");
     let g = c.pg.groups_matching(&[("kustomization", "apps")]).await;
     assert_eq!(
@@ -343,8 +337,7 @@ async fn a_missing_crd_skips_that_source_and_keeps_the_others() {
         flux_source(),
     ])
     .await;
-    let out = c.run().run().await;
-    out.assert_code(0);
+    let out = c.run().run_expecting(0).await;
     let warnings = out.warning_lines();
     assert!(
         warnings
@@ -369,8 +362,7 @@ async fn rbac_refusal_names_what_to_grant_and_loses_no_other_event() {
     objects.retain(|(p, _)| *p != CANARIES);
     objects.push((CANARIES, forbidden));
     let c = cluster(objects).await;
-    let out = c.run().run().await;
-    out.assert_code(1);
+    let out = c.run().run_expecting(1).await;
     out.the_error(&["grant `list` on `canaries.flagger.app`"]);
     assert_eq!(
         c.pg.groups_matching(&[("kustomization", "apps")])
@@ -387,14 +379,9 @@ async fn cluster_mode_needs_a_cluster() {
     let out = Action::new()
         .env("GITHUB_EVENT_NAME", "schedule")
         .input("pushgateway-url", "http://127.0.0.1:9")
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
-    assert!(
-        out.error_lines()[0].contains("input `cluster-name`: required"),
-        "{}",
-        out.stdout
-    );
+    out.the_error(&["input `cluster-name`: required"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -435,8 +422,7 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
         (CANARIES, k8s_list("Canary", canaries)),
     ])
     .await;
-    let out = c.run().input("kustomizations", "*").run().await;
-    out.assert_code(0);
+    let out = c.run().input("kustomizations", "*").run_expecting(0).await;
     // 200 revisions + 100 rollbacks + 300 promotions.
     assert_eq!(out.counts(), ("600", "500", "100"));
     assert_eq!(c.commit_lookups().await, 200, "one look-up per revision");
@@ -446,12 +432,7 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
         200 + 400 + 1000,
         "events and one phase per canary"
     );
-    let lists = c
-        .api
-        .requests()
-        .iter()
-        .filter(|r| r.path_and_query.contains("?limit="))
-        .count();
+    let lists = c.api.requests_to("?limit=");
     assert_eq!(lists, 3, "list calls, not one call per object");
 }
 
@@ -480,9 +461,8 @@ async fn remote_write_alone_is_signed_with_the_clusters_credentials() {
             &format!("{}/workspaces/ws-1/api/v1/remote_write", store.uri()),
         )
         .input("remote-write-auth", "sigv4")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     out.assert_no_secret(&[&AwsCredentials::test().secret_access_key]);
     assert!(c.pg.groups().await.is_empty(), "no Pushgateway");
     assert!(

@@ -2,6 +2,8 @@
 //! declares must be read or written by the code, and the other way round,
 //! with the same defaults and an image tag matching the crate's version.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use dora_action::inputs::{INPUTS, Raw, defaults};
@@ -88,12 +90,7 @@ fn the_input_table_is_action_yml_in_order_with_its_defaults() {
 
 #[test]
 fn help_lists_every_declared_input() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dora-action"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8(out.stdout).unwrap();
+    let help = support::action::help();
     let listed: BTreeSet<&str> = help
         .lines()
         .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())

@@ -10,7 +10,7 @@ use support::aws::{AwsCredentials, EksStub, Moto, cluster_arn};
 use support::cluster::{Cluster, ClusterStack};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::oidc::OidcStub;
-use support::{Action, GitHubMock, Pushgateway, fixture};
+use support::{Action, GitHubMock, Pushgateway};
 
 const CLUSTER: &str = "prod-eks";
 const REGION: &str = "eu-west-1";
@@ -20,7 +20,7 @@ const GITHUB_TOKEN: &str = "ghs_eksTestTokenNeverPrinted0987654321";
 /// The success event, against `cluster-name`, with GitHub at `gh`.
 fn deploy_event(gh: &GitHubMock) -> Action {
     Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("cluster-name", CLUSTER)
         .input("aws-region", REGION)
         .input("retention", "0")
@@ -52,9 +52,8 @@ async fn a_missing_cluster_is_a_clean_skip_with_no_further_call() {
     let out = signed_against(&gh, &moto.url)
         .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .input("pushgateway-url", &pg.url)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("skipped"), "true");
     assert_eq!(out.output("cluster-exists"), "false");
     assert_eq!(out.output("events"), "0");
@@ -82,8 +81,7 @@ async fn a_cluster_that_is_not_active_is_skipped_with_its_status() {
     let eks = EksStub::start().await;
     eks.with_status(CLUSTER, REGION, "CREATING", &api).await;
     let gh = GitHubMock::quiet().await;
-    let out = signed_against(&gh, &eks.url()).run().await;
-    out.assert_code(0);
+    let out = signed_against(&gh, &eks.url()).run_expecting(0).await;
     assert_eq!(
         (out.output("skipped"), out.output("cluster-exists")),
         ("true", "false")
@@ -102,8 +100,7 @@ async fn access_denied_names_the_missing_permission() {
     let eks = EksStub::start().await;
     eks.access_denied(CLUSTER, REGION).await;
     let gh = GitHubMock::quiet().await;
-    let out = signed_against(&gh, &eks.url()).run().await;
-    out.assert_code(1);
+    let out = signed_against(&gh, &eks.url()).run_expecting(1).await;
     let error = out.the_error(&["`eks:DescribeCluster`"]);
     assert!(
         error.contains(&cluster_arn(CLUSTER, REGION)),
@@ -122,8 +119,7 @@ async fn eks_throttling_is_retried() {
     let (pg, eks) = (&c.pg, &c.eks);
     eks.throttle(CLUSTER, 2).await;
     let gh = GitHubMock::quiet().await;
-    let out = c.signed_in(deploy_event(&gh)).run().await;
-    out.assert_code(0);
+    c.signed_in(deploy_event(&gh)).run_expecting(0).await;
     assert_eq!(eks.requests().await.len(), 3);
     assert_eq!(pg.groups().await.len(), 1);
 }
@@ -137,9 +133,8 @@ async fn credentials_from_the_environment_push_through_the_service_proxy() {
     let out = c
         .target(deploy_event(&gh))
         .aws_credentials(&creds)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(
         (
             out.output("skipped"),
@@ -202,9 +197,8 @@ async fn a_web_identity_token_file_is_exchanged_with_sts() {
         .env("AWS_ROLE_ARN", ROLE)
         .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .env("AWS_ENDPOINT_URL_EKS", &eks.url())
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(pg.groups().await.len(), 1);
     let issued = moto.issued_credentials().await;
     assert_eq!(issued.len(), 1, "one AssumeRoleWithWebIdentity");
@@ -232,8 +226,7 @@ async fn role_to_assume_uses_the_jobs_own_oidc_token() {
     for (k, v) in oidc.env() {
         action = action.env(k, &v);
     }
-    let out = action.run().await;
-    out.assert_code(0);
+    let out = action.run_expecting(0).await;
     assert_eq!(
         oidc.audiences().await,
         vec![Some("sts.amazonaws.com".to_string())]
@@ -257,33 +250,29 @@ async fn role_to_assume_uses_the_jobs_own_oidc_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn role_to_assume_without_id_token_permission_says_what_to_add() {
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh).input("role-to-assume", ROLE).run().await;
-    out.assert_code(1);
+    let out = deploy_event(&gh)
+        .input("role-to-assume", ROLE)
+        .run_expecting(1)
+        .await;
     out.the_error(&["permissions: id-token: write"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_credentials_at_all_is_a_clear_error() {
     let gh = GitHubMock::quiet().await;
-    let out = deploy_event(&gh).run().await;
-    out.assert_code(1);
+    let out = deploy_event(&gh).run_expecting(1).await;
     out.the_error(&[
         "role-to-assume",
         "id-token: write",
         "configure-aws-credentials",
     ]);
     let out = Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("cluster-name", CLUSTER)
         .aws_credentials(&AwsCredentials::test())
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
-    assert!(
-        out.error_lines()[0].contains("input `aws-region`"),
-        "{}",
-        out.stdout
-    );
+    out.the_error(&["input `aws-region`"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -294,8 +283,7 @@ async fn a_rejected_eks_token_is_a_clear_error_and_pushes_nothing() {
         .await;
     let (pg, api, eks) = (&c.pg, &c.api, &c.eks);
     let gh = GitHubMock::quiet().await;
-    let out = signed_against(&gh, &eks.url()).run().await;
-    out.assert_code(1);
+    let out = signed_against(&gh, &eks.url()).run_expecting(1).await;
     out.the_error(&["rejected the EKS token", "access entry"]);
     assert_eq!(pg.groups().await, vec![]);
     let eks_token = api.requests()[0].token.clone().unwrap();
@@ -311,9 +299,8 @@ async fn a_direct_pushgateway_url_still_checks_the_cluster_first() {
     // moto's cluster exists (ACTIVE) with a random endpoint: with a URL given, it is not contacted.
     let out = signed_against(&gh, &moto.url)
         .input("pushgateway-url", &pg.url)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("cluster-exists"), "true");
     assert_eq!(pg.groups().await.len(), 1);
 }

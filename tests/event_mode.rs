@@ -53,8 +53,7 @@ fn rfc3339(unix: i64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_successful_run_becomes_one_group_at_its_own_time() {
     let (pg, gh) = no_history().await;
-    let out = run_event(&pg, &gh, "success.json").run().await;
-    out.assert_code(0);
+    let out = run_event(&pg, &gh, "success.json").run_expecting(0).await;
     assert_eq!(out.output("skipped"), "false");
     assert_eq!(out.output("events"), "1");
     assert_eq!(out.output("deployments"), "1");
@@ -126,8 +125,7 @@ async fn failures_are_events_without_lead_time() {
         ("timed_out.json", "7003"),
         ("startup_failure.json", "7004"),
     ] {
-        let out = run_event(&pg, &gh, name).run().await;
-        out.assert_code(0);
+        let out = run_event(&pg, &gh, name).run_expecting(0).await;
         assert_eq!(out.counts(), ("1", "0", "1"), "{name}");
         assert_eq!(out.output("lead-time-seconds"), "", "{name}");
         let groups = pg.groups_matching(&[("run_id", run_id)]).await;
@@ -168,8 +166,7 @@ async fn runs_that_are_not_deployments_push_nothing_and_say_why() {
             "branch `feature/retry` is not a deploy branch",
         ),
     ] {
-        let out = run_event(&pg, &gh, name).run().await;
-        out.assert_code(0);
+        let out = run_event(&pg, &gh, name).run_expecting(0).await;
         assert_eq!(out.output("skipped"), "true", "{name}");
         assert_eq!(out.output("events"), "0", "{name}");
         let notices = out.notice_lines();
@@ -198,9 +195,8 @@ async fn deploy_branches_widen_what_counts() {
     let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "feature_branch.json")
         .input("deploy-branches", "main, feature/*")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("events"), "1");
     let g = pg.groups_matching(&[("run_id", "7008")]).await;
     assert_eq!(
@@ -249,8 +245,9 @@ async fn the_source_label_is_never_empty_and_odd_names_survive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn payload_times_with_offsets_give_the_right_lead_time() {
     let (pg, gh) = no_history().await;
-    let out = run_event(&pg, &gh, "offset_times.json").run().await;
-    out.assert_code(0);
+    let out = run_event(&pg, &gh, "offset_times.json")
+        .run_expecting(0)
+        .await;
     assert_eq!(out.output("lead-time-seconds"), "1800");
 }
 
@@ -258,34 +255,25 @@ async fn payload_times_with_offsets_give_the_right_lead_time() {
 async fn a_payload_missing_a_needed_field_fails_naming_file_and_field() {
     let (pg, gh) = no_history().await;
     let file = fixture("workflow_run/missing_updated_at.json");
-    let out = run_event(&pg, &gh, "missing_updated_at.json").run().await;
-    out.assert_code(1);
+    let out = run_event(&pg, &gh, "missing_updated_at.json")
+        .run_expecting(1)
+        .await;
     out.the_error(&[
         &file.display().to_string(),
         "`workflow_run.updated_at` is missing",
     ]);
     assert_eq!(pg.groups().await, vec![]);
 
-    let out = run_event(&pg, &gh, "not_json.json").run().await;
-    out.assert_code(1);
-    assert!(
-        out.error_lines()[0].contains("not valid JSON"),
-        "{}",
-        out.stdout
-    );
+    let out = run_event(&pg, &gh, "not_json.json").run_expecting(1).await;
+    out.the_error(&["not valid JSON"]);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert_eq!(pg.groups().await, vec![]);
 
     let out = run_event(&pg, &gh, "success.json")
         .env("GITHUB_EVENT_NAME", "deployment_status")
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
-    assert!(
-        out.error_lines()[0].contains("not a `deployment_status` payload"),
-        "{}",
-        out.stdout
-    );
+    out.the_error(&["not a `deployment_status` payload"]);
     assert_eq!(pg.groups().await, vec![]);
 }
 
@@ -301,21 +289,15 @@ async fn bad_inputs_fail_with_one_error_before_anything_is_contacted() {
     ] {
         let out = run_event(&pg, &gh, "success.json")
             .input(input, value)
-            .run()
+            .run_expecting(1)
             .await;
-        out.assert_code(1);
         out.the_error(&[&format!("input `{input}`"), value]);
     }
     let out = Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
-        .run()
+        .fixture_event("workflow_run", "success.json")
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
-    assert!(
-        out.error_lines()[0].contains("input `pushgateway-url`: required"),
-        "{}",
-        out.stdout
-    );
+    out.the_error(&["input `pushgateway-url`: required"]);
     assert_eq!(
         pg.groups().await,
         vec![],
@@ -408,9 +390,8 @@ async fn expired_groups_of_this_job_are_pruned_and_nothing_else() {
         .event("workflow_run", &payload)
         .input("pushgateway-url", &pg.url)
         .input("retention", "100d")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert!(
         out.summary.contains("Pruned 1 group (older than 100d)"),
         "{}",
@@ -440,9 +421,8 @@ async fn an_event_older_than_retention_is_not_pushed() {
     let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "success.json")
         .input("retention", "1h")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("skipped"), "true");
     assert!(
         out.notice_lines()[0].contains("older than `retention`"),
@@ -459,7 +439,7 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
     let url = format!("http://127.0.0.1:{port}");
     let start = std::time::Instant::now();
     let out = Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("pushgateway-url", &url)
         .input("retention", "0")
         .timeout(Duration::from_secs(60))
@@ -475,16 +455,15 @@ async fn an_unreachable_pushgateway_fails_within_the_retry_bound() {
 
     let gh = GitHub::new().no_runs().start().await;
     let out = Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("pushgateway-url", &url)
         .input("retention", "0")
         .input("github-token", "ghs_test")
         .env("GITHUB_API_URL", &gh.uri())
         .input("fail-on-error", "false")
         .timeout(Duration::from_secs(60))
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert!(out.error_lines().is_empty(), "{}", out.stdout);
     assert_eq!(out.warning_lines().len(), 1, "{}", out.stdout);
     assert_eq!(
@@ -501,8 +480,7 @@ async fn a_rejected_push_fails_and_leaves_no_group_behind() {
     // Another group declares the same metric name as a counter: the Pushgateway must refuse our gauge.
     let clash = "# TYPE dora_workflow_deploy_event counter\ndora_workflow_deploy_event 1\n";
     assert_eq!(pg.put_raw("/metrics/job/legacy", clash).await, 200);
-    let out = run_event(&pg, &gh, "success.json").run().await;
-    out.assert_code(1);
+    let out = run_event(&pg, &gh, "success.json").run_expecting(1).await;
     let error = out.the_error(&[]);
     assert!(
         error.contains("400"),
@@ -524,9 +502,8 @@ async fn a_dry_run_contacts_no_server_and_shows_the_exposition() {
     let (pg, gh) = no_history().await;
     let out = run_event(&pg, &gh, "success.json")
         .input("dry-run", "true")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(pg.groups().await, vec![]);
     assert!(out.stdout.contains(&format!("dora_workflow_deploy_timestamp{{environment=\"default\",ref=\"main\",sha=\"{SHA}\",source=\"Deploy\",status=\"success\"}} 1795170600")), "{}", out.stdout);
     assert!(
@@ -542,11 +519,10 @@ async fn a_dry_run_contacts_no_server_and_shows_the_exposition() {
 async fn a_local_run_prints_outputs_and_summary() {
     let out = Action::new()
         .without_runner_files()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("dry-run", "true")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert!(out.stdout.contains("  events=1\n"), "{}", out.stdout);
     assert!(
         out.stdout
@@ -558,12 +534,7 @@ async fn a_local_run_prints_outputs_and_summary() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn help_explains_itself() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dora-action"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = support::action::help();
     assert!(
         text.contains("INPUT_DRY-RUN=true") && text.contains("Exit status"),
         "{text}"
@@ -602,17 +573,13 @@ async fn a_deployment_status_looks_up_its_commit_once_and_never_shows_the_token(
     let github = github_with_commit(token).await;
     let pg = Pushgateway::start().await;
     let out = Action::new()
-        .event(
-            "deployment_status",
-            &fixture("deployment_status/success.json"),
-        )
+        .fixture_event("deployment_status", "success.json")
         .env("GITHUB_API_URL", &github.uri())
         .input("pushgateway-url", &pg.url)
         .input("github-token", token)
         .input("retention", "0")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     // Commit at 10:00 (committer date), deployed 10:30.
     assert_eq!(out.output("lead-time-seconds"), "1800");
     let g = pg
@@ -643,16 +610,12 @@ async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
         .await;
     let pg = Pushgateway::start().await;
     let out = Action::new()
-        .event(
-            "deployment_status",
-            &fixture("deployment_status/failure.json"),
-        )
+        .fixture_event("deployment_status", "failure.json")
         .env("GITHUB_API_URL", &github.uri())
         .input("pushgateway-url", &pg.url)
         .input("retention", "0")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!((out.output("events"), out.output("failures")), ("1", "1"));
     out.the_warning(&["404"]);
     assert_eq!(
@@ -663,14 +626,10 @@ async fn a_failed_commit_lookup_records_the_deployment_without_lead_time() {
     );
 
     let out = Action::new()
-        .event(
-            "deployment_status",
-            &fixture("deployment_status/in_progress.json"),
-        )
+        .fixture_event("deployment_status", "in_progress.json")
         .input("pushgateway-url", &pg.url)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("skipped"), "true");
 }
 

@@ -122,7 +122,7 @@ fn with_password(url: &str) -> String {
 /// every event, with the Pushgateway at `pushgateway_url` and GitHub at `github`.
 fn event_run(pushgateway_url: &str, github: &str) -> Action {
     Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("pushgateway-url", pushgateway_url)
         .input("retention", "0")
         .input("github-token", TOKEN)
@@ -382,8 +382,7 @@ async fn pushgateway_500s_are_retried_within_the_bound_and_leave_no_group() {
         Fault::status(500, "internal error"),
         Some(2),
     );
-    let out = event_run(&front.url, &gh.uri()).run().await;
-    out.assert_code(0);
+    let out = event_run(&front.url, &gh.uri()).run_expecting(0).await;
     assert!(out.error_lines().is_empty(), "{}", out.stdout);
     assert_eq!(pg.groups_matching(&[("run_id", "7001")]).await.len(), 1);
 }
@@ -501,8 +500,7 @@ async fn a_malformed_run_is_skipped_with_a_warning() {
         .any_compare(compare_body(1, vec![]))
         .start()
         .await;
-    let out = leg(&pg.url, &gh.uri(), "deploy.yml").run().await;
-    out.assert_code(0);
+    let out = leg(&pg.url, &gh.uri(), "deploy.yml").run_expecting(0).await;
     out.the_warning(&["run 8802 skipped", "updated_at"]);
     let ids = pg.label_values("run_id").await;
     assert_eq!(ids, ["8801"]);
@@ -542,11 +540,18 @@ async fn sts_answering(response: ResponseTemplate) -> MockServer {
     server
 }
 
+/// An STS stub answering every `AssumeRoleWithWebIdentity` with an error,
+/// and an EKS stub (which the run must not reach).
+async fn refusing_sts(status: u16, code: &str, message: &str) -> (MockServer, EksStub) {
+    let sts = sts_answering(sts_error(status, code, message)).await;
+    (sts, EksStub::start().await)
+}
+
 /// Event mode against `cluster-name`, with the Pushgateway given by URL (the
 /// cluster is still checked first).
 fn cluster_event(pg: &Pushgateway, gh: &GitHubMock) -> Action {
     Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("cluster-name", CLUSTER)
         .input("aws-region", REGION)
         .input("pushgateway-url", &pg.url)
@@ -578,13 +583,12 @@ async fn fails_in_aws(
 #[tokio::test(flavor = "multi_thread")]
 async fn sts_access_denied_names_the_role_and_its_trust_policy() {
     let oidc = OidcStub::start().await;
-    let sts = sts_answering(sts_error(
+    let (sts, eks) = refusing_sts(
         403,
         "AccessDenied",
         "Not authorized to perform sts:AssumeRoleWithWebIdentity",
-    ))
+    )
     .await;
-    let eks = EksStub::start().await;
     let assume = |action: Action| {
         let action = action
             .input("role-to-assume", ROLE)
@@ -607,13 +611,7 @@ async fn sts_access_denied_names_the_role_and_its_trust_policy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_web_identity_token_is_named_and_not_retried() {
-    let sts = sts_answering(sts_error(
-        400,
-        "ExpiredTokenException",
-        "Token expired: current date/time 1795170700 must be before the expiration date/time 1795170600",
-    ))
-    .await;
-    let eks = EksStub::start().await;
+    let (sts, eks) = refusing_sts(400, "ExpiredTokenException", "Token expired: current date/time 1795170700 must be before the expiration date/time 1795170600").await;
     let web_identity =
         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9jdG8tb3JnL3Nob3AifQ.c2lnbmF0dXJlRmF1bHRz";
     let exchange = |action: Action| {
@@ -729,8 +727,7 @@ async fn eks_throttling_in_the_400_shape_is_retried() {
         .fail(CLUSTER, 2, 400, "ThrottlingException", "Rate exceeded")
         .await;
     let gh = GitHubMock::quiet().await;
-    let out = c.signed_in(cluster_event(&pg, &gh)).run().await;
-    out.assert_code(0);
+    c.signed_in(cluster_event(&pg, &gh)).run_expecting(0).await;
     assert_eq!(c.eks.requests().await.len(), 3);
     assert_eq!(pg.groups_matching(&[("run_id", "7001")]).await.len(), 1);
 }
@@ -756,7 +753,7 @@ async fn fails_through_the_cluster(
     let gh = GitHubMock::quiet().await;
     let action = c
         .signed_in(Action::new())
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("retention", "0")
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri());
@@ -817,10 +814,7 @@ async fn a_deployment_status_recorded_twice_leaves_the_same_state() {
     let gh = GitHubMock::answering(ResponseTemplate::new(200).set_body_json(commit)).await;
     let run = || {
         Action::new()
-            .event(
-                "deployment_status",
-                &fixture("deployment_status/success.json"),
-            )
+            .fixture_event("deployment_status", "success.json")
             .env("GITHUB_API_URL", &gh.uri())
             .input("pushgateway-url", &pg.url)
             .input("github-token", TOKEN)

@@ -15,7 +15,7 @@ use serde_json::json;
 use support::aws::AwsCredentials;
 use support::hostile::{HostileServer, Reply};
 use support::oidc::OidcStub;
-use support::{Action, Outcome, fixture, rest_run};
+use support::{Action, Outcome, rest_run};
 
 const TOKEN: &str = "ghs_hostileServersNeverSeeThisToken0123";
 const PASSWORD: &str = "pgBasicPassw0rdNeverForeign";
@@ -68,7 +68,7 @@ fn assert_short(error: &str, what: &str) {
 /// The success event recorded into the Pushgateway at `url`, 60 s at most.
 fn recorded_into(url: &str) -> Action {
     action(Duration::from_secs(60))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("pushgateway-url", url)
         .input("retention", "0")
 }
@@ -76,7 +76,7 @@ fn recorded_into(url: &str) -> Action {
 /// The success event against cluster `prod-eks`, 40 s at most.
 fn against_the_cluster() -> Action {
     action(Duration::from_secs(40))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("cluster-name", CLUSTER)
         .input("aws-region", REGION)
 }
@@ -126,8 +126,7 @@ async fn the_github_token_never_follows_pagination_to_another_host_or_port() {
         })
         .await;
         own_port.set(gh.port).expect("set once");
-        let out = history_from(&gh.url).run().await;
-        out.assert_code(1);
+        let out = history_from(&gh.url).run_expecting(1).await;
         let error = out.the_error(&[]);
         assert!(
             error.contains("not followed") && error.contains("outside the API"),
@@ -152,8 +151,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
     let target = to.clone();
     let gh =
         HostileServer::start(move |_, path| Reply::redirect(302, &format!("{target}{path}"))).await;
-    let out = history_from(&gh.url).run().await;
-    out.assert_code(1);
+    let out = history_from(&gh.url).run_expecting(1).await;
     out.the_error(&["redirected to"]);
     assert_bounded(&out, &[TOKEN]);
     foreign.assert_untouched("GitHub redirect");
@@ -163,8 +161,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
     let pg =
         HostileServer::start(move |_, path| Reply::redirect(307, &format!("{target}{path}"))).await;
     let pg_url = format!("http://dora:{PASSWORD}@127.0.0.1:{}/", pg.port);
-    let out = recorded_into(&pg_url).run().await;
-    out.assert_code(1);
+    let out = recorded_into(&pg_url).run_expecting(1).await;
     out.the_error(&["redirected to"]);
     assert_bounded(&out, &[PASSWORD]);
     foreign.assert_untouched("Pushgateway redirect");
@@ -178,7 +175,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
         HostileServer::start(move |_, path| Reply::redirect(307, &format!("{target}{path}"))).await;
     for auth in ["sigv4", "bearer"] {
         let mut run = action(Duration::from_secs(60))
-            .event("workflow_run", &fixture("workflow_run/success.json"))
+            .fixture_event("workflow_run", "success.json")
             .input("remote-write-url", &format!("{}/api/v1/write", rw.url))
             .aws_credentials(&creds);
         run = match auth {
@@ -187,8 +184,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
                 .input("aws-region", REGION),
             _ => run.input("remote-write-bearer-token", TOKEN),
         };
-        let out = run.run().await;
-        out.assert_code(1);
+        let out = run.run_expecting(1).await;
         assert!(
             out.the_error(&[]).contains("redirected to"),
             "{auth}: {}",
@@ -203,8 +199,7 @@ async fn a_redirect_to_another_origin_is_followed_by_no_client() {
 async fn a_huge_pushgateway_error_is_read_a_few_kilobytes_deep() {
     // 500 with 200 MB, every time: retried within the Pushgateway's budget (30 s).
     let pg = HostileServer::start(|_, _| Reply::huge(500, Some(HUGE))).await;
-    let out = recorded_into(&pg.url).run().await;
-    out.assert_code(1);
+    let out = recorded_into(&pg.url).run_expecting(1).await;
     assert_short(out.the_error(&["HTTP 500"]), "a huge 500");
     assert_bounded(&out, &[]);
 }
@@ -224,8 +219,7 @@ async fn one_huge_group_in_the_listing_costs_bounded_memory_and_loses_nothing() 
         _ => Reply::json(200, &json!({})),
     })
     .await;
-    let out = recorded_into(&pg.url).run().await;
-    out.assert_code(0);
+    let out = recorded_into(&pg.url).run_expecting(0).await;
     assert_bounded(&out, &[]);
     assert!(
         out.warning_lines()
@@ -257,9 +251,8 @@ async fn huge_and_endless_github_answers_cost_bounded_memory() {
         let gh = HostileServer::start(move |_, _| reply.clone()).await;
         let out = history_from(&gh.url)
             .timeout(Duration::from_secs(30))
-            .run()
+            .run_expecting(1)
             .await;
-        out.assert_code(1);
         assert_short(out.the_error(&[]), what);
         assert_bounded(&out, &[TOKEN]);
     }
@@ -273,7 +266,7 @@ async fn huge_and_endless_remote_write_answers_cost_bounded_memory() {
     ] {
         let rw = HostileServer::start(move |_, _| reply.clone()).await;
         let out = action(Duration::from_secs(60))
-            .event("workflow_run", &fixture("workflow_run/success.json"))
+            .fixture_event("workflow_run", "success.json")
             .input("remote-write-url", &format!("{}/api/v1/write", rw.url))
             .input("remote-write-bearer-token", TOKEN)
             .run()
@@ -296,9 +289,8 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
     let out = against_the_cluster()
         .aws_credentials(&creds)
         .env("AWS_ENDPOINT_URL_EKS", &eks.url)
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
     out.the_error(&["EKS DescribeCluster"]);
     assert_bounded(&out, &[&creds.secret_access_key]);
 
@@ -321,8 +313,7 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
         run = run.env(k, &v);
     }
     let eks_before = eks.seen().len();
-    let out = run.run().await;
-    out.assert_code(1);
+    let out = run.run_expecting(1).await;
     out.the_error(&["STS"]);
     assert_eq!(
         eks.seen().len(),
@@ -343,9 +334,8 @@ async fn endless_eks_sts_and_oidc_answers_cost_bounded_memory() {
         )
         .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token)
         .env("AWS_ENDPOINT_URL_STS", &sts.url)
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
     out.the_error(&["OIDC"]);
     assert_eq!(sts.seen().len(), 1, "STS is asked only after a token came");
     assert_bounded(&out, &[request_token]);
@@ -377,9 +367,8 @@ async fn a_huge_kubernetes_list_page_costs_bounded_memory() {
         .input("kustomizations", "flux-system/apps")
         .input("retention", "0")
         .aws_credentials(&creds)
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
     assert!(
         out.the_error(&[]).contains("larger than"),
         "the page bound is named: {}",

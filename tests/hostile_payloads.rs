@@ -166,10 +166,9 @@ async fn a_password_in_an_invalid_url_input_is_never_printed() {
             let out = Action::new()
                 .input(input, &url)
                 .input("dry-run", "true")
-                .event("workflow_run", &fixture("workflow_run/success.json"))
-                .run()
+                .fixture_event("workflow_run", "success.json")
+                .run_expecting(1)
                 .await;
-            out.assert_code(1);
             out.the_error(&[&format!("input `{input}`")]);
             out.assert_masked(password);
             let mask = out.stdout.find(&format!("::add-mask::{password}")).unwrap();
@@ -205,9 +204,8 @@ async fn inputs_that_name_paths_are_refused_before_anything_is_contacted() {
             .input("pushgateway-url", "http://127.0.0.1:9/")
             .input(input, value)
             .env("GITHUB_API_URL", &github.uri())
-            .run()
+            .run_expecting(1)
             .await;
-        out.assert_code(1);
         let error = out.the_error(&[]);
         assert!(
             error.starts_with(&format!("::error::input `{input}`")),

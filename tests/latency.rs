@@ -203,12 +203,7 @@ async fn an_event_run_with_a_cluster_waits_for_at_most_four_round_trips() {
     assert_eq!(services.sts.received_requests().await.unwrap().len(), 0);
     let github = services.gh.received_requests().await.unwrap();
     assert_eq!(github.len(), 2 * 2 * RUNS, "runs list and compare, per run");
-    let proxied = services
-        .api
-        .requests()
-        .iter()
-        .filter(|r| r.path_and_query.contains("/proxy/"))
-        .count();
+    let proxied = services.api.requests_to("/proxy/");
     assert_eq!(proxied, 2 * 2 * RUNS, "listing and PUT, per run");
 
     let work = median(baseline.clone());

@@ -1222,14 +1222,20 @@ fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
 // ---------------------------------------------------------------------------
 // The whole process.
 
+/// A runtime, and a GitHub on it answering nothing: GitHub look-ups (a
+/// deployment's commit time) get a quick 404, not the internet.
+fn local_github() -> (tokio::runtime::Runtime, GitHubMock) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let github = rt.block_on(GitHubMock::empty());
+    (rt, github)
+}
+
 /// The built binary in dry run on mutated payloads (and odd inputs): exit 0
 /// or 1, no panic, no backtrace hint, and exactly one `::error::` line when
 /// it fails (none when it does not).
 #[test]
 fn the_process_ends_cleanly_on_mutated_payloads() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    // GitHub look-ups (a deployment's commit time) get a quick 404, not the internet.
-    let github = rt.block_on(GitHubMock::empty());
+    let (rt, github) = local_github();
     let strategy = (
         mutated(payload_fixtures()),
         prop::collection::vec(
@@ -1282,7 +1288,7 @@ fn durations_at_the_edge_of_signed_seconds_end_cleanly() {
                 Action::new()
                     .input("dry-run", "true")
                     .input(input, value)
-                    .event("workflow_run", &fixture("workflow_run/success.json"))
+                    .fixture_event("workflow_run", "success.json")
                     .run(),
             );
             if let Err(e) = check_clean_end(&outcome) {
@@ -1540,8 +1546,7 @@ fn logged_text_never_reads_as_a_command() {
 /// summary keeps its structure.
 #[test]
 fn the_process_injects_no_command_from_any_payload_string() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let github = rt.block_on(GitHubMock::empty());
+    let (rt, github) = local_github();
     let strategy = (prop::collection::vec(hostile_string(), 6), any::<bool>());
     let mut runner = TestRunner::new(cases(24));
     runner

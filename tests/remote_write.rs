@@ -92,8 +92,7 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
     let gh = github().await;
     let store = Prometheus::receiver("30d").await;
 
-    let first = leg(&gh, &store.write_url()).run().await;
-    first.assert_code(0);
+    let first = leg(&gh, &store.write_url()).run_expecting(0).await;
     first.assert_no_secret(&[GITHUB_TOKEN]);
     assert!(
         first.summary.contains("Remote-write to") && first.summary.contains("5 written"),
@@ -166,8 +165,7 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
     // series and time, so nothing is added.
     let everything = "{job=\"dora\"}";
     let before = store.samples(everything, window, at).await;
-    let second = leg(&gh, &store.write_url()).run().await;
-    second.assert_code(0);
+    leg(&gh, &store.write_url()).run_expecting(0).await;
     let after = store.samples(everything, window, at).await;
     assert_eq!(before, after);
     // Per run: event + timestamp (+ lead time, changes, recovery, rework).
@@ -198,8 +196,7 @@ async fn a_store_without_an_out_of_order_window_is_named_as_the_cause() {
         .unwrap();
     assert!(answer.status().is_success(), "{answer:?}");
 
-    let out = leg(&gh, &store.write_url()).run().await;
-    out.assert_code(1);
+    let out = leg(&gh, &store.write_url()).run_expecting(1).await;
     out.the_error(&["remote-write", "out_of_order_time_window"]);
 }
 
@@ -289,9 +286,8 @@ async fn the_protocol_headers_and_bearer_or_basic_auth_are_sent() {
 
     let out = leg(&gh, &url)
         .input("remote-write-bearer-token", BEARER)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     out.assert_masked(BEARER);
     out.assert_no_secret(&[BEARER, GITHUB_TOKEN]);
     let seen = store.seen();
@@ -324,9 +320,8 @@ async fn the_protocol_headers_and_bearer_or_basic_auth_are_sent() {
     let out = leg(&gh, &format!("{}/api/v1/push", server.uri()))
         .input("remote-write-username", "tenant-1")
         .input("remote-write-password", PASSWORD)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     out.assert_no_secret(&[PASSWORD, GITHUB_TOKEN]);
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("tenant-1:{PASSWORD}"));
@@ -345,9 +340,8 @@ async fn sigv4_requests_verify_with_an_independent_signer() {
         .input("remote-write-auth", "sigv4")
         .input("aws-region", "eu-west-2")
         .aws_credentials(&creds)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     let secret = creds.secret_access_key.clone();
     let token = creds.session_token.clone().unwrap();
     out.assert_no_secret(&[&secret, &token, GITHUB_TOKEN]);
@@ -399,9 +393,8 @@ async fn an_event_already_stored_costs_no_other_and_server_errors_are_retried() 
     })
     .await;
     let out = leg(&gh, &format!("{}/api/v1/push", server.uri()))
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     let all: BTreeSet<String> = WEEK.iter().map(|r| r.0.to_string()).collect();
     let mut expected = all.clone();
     expected.remove("8102");
@@ -434,9 +427,8 @@ async fn a_refusal_fails_the_run_before_the_pushgateway_is_touched() {
     let out = leg(&gh, &format!("{}/api/v1/push", server.uri()))
         .input("pushgateway-url", &pg.url)
         .input("remote-write-bearer-token", BEARER)
-        .run()
+        .run_expecting(1)
         .await;
-    out.assert_code(1);
     out.assert_no_secret(&[BEARER, GITHUB_TOKEN]);
     out.the_error(&["remote-write", "bearer token"]);
     // Nothing in the Pushgateway: the next run still sees every event as new.
@@ -444,19 +436,17 @@ async fn a_refusal_fails_the_run_before_the_pushgateway_is_touched() {
 
     // Alongside a Pushgateway that works, both get the events.
     let (server, store) = Store::start(|_, _| ResponseTemplate::new(204)).await;
-    let out = leg(&gh, &format!("{}/api/v1/push", server.uri()))
+    leg(&gh, &format!("{}/api/v1/push", server.uri()))
         .input("pushgateway-url", &pg.url)
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(pg.groups().await.len(), WEEK.len());
     assert_eq!(run_ids(&store.seen()[0].request).len(), WEEK.len());
     // Re-run: the Pushgateway has them all, so nothing new is written anywhere.
-    let again = leg(&gh, &format!("{}/api/v1/push", server.uri()))
+    leg(&gh, &format!("{}/api/v1/push", server.uri()))
         .input("pushgateway-url", &pg.url)
-        .run()
+        .run_expecting(0)
         .await;
-    again.assert_code(0);
     assert_eq!(
         store.seen().len(),
         1,
@@ -482,13 +472,12 @@ async fn event_mode_writes_the_run_at_its_own_time() {
         let action = Action::new();
         let file = action.dir().join("event.json");
         std::fs::write(&file, payload.to_string()).unwrap();
-        let out = action
+        action
             .event("workflow_run", &file)
             .input("remote-write-url", &store.write_url())
             .input("deploy-branches", "*")
-            .run()
+            .run_expecting(0)
             .await;
-        out.assert_code(0);
     }
     let at = now().as_second() + 60;
     let lead = store
@@ -508,12 +497,11 @@ async fn event_mode_writes_the_run_at_its_own_time() {
 async fn retention_does_not_skip_old_events_when_only_remote_write_is_used() {
     let (server, store) = Store::start(|_, _| ResponseTemplate::new(204)).await;
     let out = Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("remote-write-url", &format!("{}/api/v1/push", server.uri()))
         .input("deploy-branches", "*")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert!(out.notice_lines().is_empty(), "{}", out.stdout);
     assert_eq!(store.seen().len(), 1);
     assert_eq!(run_ids(&store.seen()[0].request).len(), 1);

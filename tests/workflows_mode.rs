@@ -106,7 +106,7 @@ async fn github(runs: Vec<Value>) -> GitHubMock {
 /// event, with GitHub at `gh`.
 fn event_run(pg: &Pushgateway, gh: &GitHubMock) -> Action {
     Action::new()
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+        .fixture_event("workflow_run", "success.json")
         .input("pushgateway-url", &pg.url)
         .input("github-token", TOKEN)
         .input("retention", "0")
@@ -133,8 +133,7 @@ fn leg(pg: &Pushgateway, gh: &GitHubMock, workflows: &str) -> Action {
 #[tokio::test(flavor = "multi_thread")]
 async fn history_becomes_events_with_recovery_rework_and_per_change_lead_time() {
     let (pg, gh) = with_history().await;
-    let out = leg(&pg, &gh, "deploy.yml").run().await;
-    out.assert_code(0);
+    let out = leg(&pg, &gh, "deploy.yml").run_expecting(0).await;
     assert_eq!(out.counts(), ("5", "3", "2"));
     assert_eq!(
         out.output("recovery-seconds"),
@@ -204,8 +203,7 @@ async fn rerunning_changes_nothing_and_looks_nothing_up_again() {
     };
     let before = sorted(pg.groups().await);
     let compares = gh.calls("/compare/").await;
-    let out = leg(&pg, &gh, "deploy.yml").run().await;
-    out.assert_code(0);
+    let out = leg(&pg, &gh, "deploy.yml").run_expecting(0).await;
     assert!(
         out.summary.contains("0 new, 5 already in the Pushgateway"),
         "{}",
@@ -246,9 +244,8 @@ async fn a_run_from_an_event_and_from_history_is_one_group() {
     let out = leg(&pg, &gh, "deploy.yml")
         .input("retention", "0")
         .input("lookback", "3650d")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(pg.groups().await.len(), 1, "no double count");
     assert!(out.summary.contains("0 new, 1 already"), "{}", out.summary);
     // Alone, workflows mode writes the very group event mode wrote, `ref` included.
@@ -309,8 +306,7 @@ async fn event_mode_computes_recovery_with_one_list_call() {
         )
         .start()
         .await;
-    let out = event_run(&pg, &gh).run().await;
-    out.assert_code(0);
+    let out = event_run(&pg, &gh).run_expecting(0).await;
     assert_eq!(out.output("recovery-seconds"), "7200", "08:30 → 10:30");
     let g = &pg.groups_matching(&[("run_id", "7001")]).await[0];
     assert_eq!(g.value("dora_workflow_recovery_seconds"), 7200.0);
@@ -391,8 +387,7 @@ async fn rate_limits_are_waited_for_within_a_bound() {
         .mount(&gh)
         .await;
     let start = std::time::Instant::now();
-    let out = leg(&pg, &gh, "deploy.yml").run().await;
-    out.assert_code(0);
+    let out = leg(&pg, &gh, "deploy.yml").run_expecting(0).await;
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "waited for the reset"
@@ -407,8 +402,7 @@ async fn rate_limits_are_waited_for_within_a_bound() {
         )
         .start()
         .await;
-    let out = leg(&pg, &limited, "deploy.yml").run().await;
-    out.assert_code(1);
+    let out = leg(&pg, &limited, "deploy.yml").run_expecting(1).await;
     out.the_error(&["rate limited", "3600s"]);
 }
 
@@ -422,8 +416,7 @@ async fn server_errors_are_retried() {
         .with_priority(1)
         .mount(&gh)
         .await;
-    let out = leg(&pg, &gh, "deploy.yml").run().await;
-    out.assert_code(0);
+    let out = leg(&pg, &gh, "deploy.yml").run_expecting(0).await;
     assert_eq!(out.output("events"), "5");
 }
 
@@ -445,9 +438,8 @@ async fn the_default_branch_is_looked_up_when_no_payload_says_it() {
         .input("pushgateway-url", &pg.url)
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("events"), "5");
     gh.verify().await;
 }
@@ -465,10 +457,8 @@ fn described(summary: &str) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_reports_the_numbers_the_first_run_recorded() {
     let (pg, gh) = with_history().await;
-    let first = leg(&pg, &gh, "deploy.yml").run().await;
-    first.assert_code(0);
-    let again = leg(&pg, &gh, "deploy.yml").run().await;
-    again.assert_code(0);
+    let first = leg(&pg, &gh, "deploy.yml").run_expecting(0).await;
+    let again = leg(&pg, &gh, "deploy.yml").run_expecting(0).await;
     assert!(
         again
             .summary
@@ -504,9 +494,8 @@ async fn fail_on_error_false_turns_github_failures_into_one_warning() {
         let out = leg(&pg, &gh, "nope.yml")
             .input("fail-on-error", "false")
             .timeout(Duration::from_secs(100))
-            .run()
+            .run_expecting(0)
             .await;
-        out.assert_code(0);
         assert!(out.error_lines().is_empty(), "{what}: {}", out.stdout);
         let warnings = out.warning_lines();
         assert_eq!(
@@ -523,8 +512,7 @@ async fn fail_on_error_false_turns_github_failures_into_one_warning() {
         out.assert_no_secret(&[TOKEN]);
         // With the default, the same failure fails the step.
         if status == 404 {
-            let strict = leg(&pg, &gh, "nope.yml").run().await;
-            strict.assert_code(1);
+            leg(&pg, &gh, "nope.yml").run_expecting(1).await;
         }
     }
 }
@@ -534,9 +522,8 @@ async fn with_fail_on_error_false_one_unreadable_workflow_costs_no_other() {
     let (pg, gh) = with_history().await;
     let out = leg(&pg, &gh, "deploy.yml\nnope.yml")
         .input("fail-on-error", "false")
-        .run()
+        .run_expecting(0)
         .await;
-    out.assert_code(0);
     assert_eq!(out.output("events"), "5", "{}", out.stdout);
     assert_eq!(pg.groups().await.len(), 5);
     assert!(

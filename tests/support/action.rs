@@ -101,6 +101,12 @@ impl Action {
             .env("GITHUB_EVENT_PATH", &path)
     }
 
+    /// The event `name` with the fixture `tests/fixtures/{name}/{file}` as
+    /// its payload: `.fixture_event("workflow_run", "success.json")`.
+    pub fn fixture_event(self, name: &str, file: &str) -> Self {
+        self.event(name, &super::fixtures::fixture(&format!("{name}/{file}")))
+    }
+
     /// A `schedule` event (cron `cron`) of `octo-org/shop`, whose payload
     /// carries the repository and its default branch `main`, written to
     /// this run's dir.
@@ -162,6 +168,13 @@ impl Action {
     /// test that needs to put more files next to it.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// [`Action::run`], then [`Outcome::assert_code`]`(code)`.
+    pub async fn run_expecting(self, code: i32) -> Outcome {
+        let out = self.run().await;
+        out.assert_code(code);
+        out
     }
 
     /// [`Action::run`], and how long the run took (for tests of time bounds).
@@ -250,6 +263,16 @@ impl Action {
             peak_rss,
         }
     }
+}
+
+/// The action's `--help` text (the run must succeed).
+pub fn help() -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dora-action"))
+        .arg("--help")
+        .output()
+        .expect("run dora-action --help");
+    assert!(out.status.success(), "--help exits 0: {}", out.status);
+    String::from_utf8(out.stdout).expect("--help is UTF-8")
 }
 
 /// Polls `/proc/<pid>/status` every few milliseconds until `stop`: the

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 
-use super::server::{Body, Server, method_and_target};
+use super::server::{Body, Server, method_and_target, relay};
 
 /// What the front does instead of forwarding a matching request.
 #[derive(Debug, Clone)]
@@ -203,26 +203,12 @@ async fn forward(
     let Some(upstream) = &state.upstream else {
         return full(404, &[], "no such path behind this front");
     };
-    let mut request = state
-        .client
-        .request(
-            method.parse().expect("method"),
-            format!("{upstream}{target}"),
-        )
-        .body(body);
-    if let Some(ct) = content_type {
-        request = request.header("content-type", ct);
-    }
-    match request.send().await {
-        Ok(response) => {
-            let code = response.status().as_u16();
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(|v| vec![("content-type".to_string(), v.to_string())])
+    let url = format!("{upstream}{target}");
+    match relay(&state.client, method, &url, content_type, body).await {
+        Ok((code, content_type, bytes)) => {
+            let headers: Vec<(String, String)> = content_type
+                .map(|v| vec![("content-type".to_string(), v)])
                 .unwrap_or_default();
-            let bytes = response.bytes().await.unwrap_or_default();
             full(code, &headers, bytes)
         }
         Err(e) => full(502, &[], format!("front: upstream failed: {e}")),

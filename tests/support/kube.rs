@@ -45,6 +45,7 @@ use super::aws::{
     AwsCredentials, EMPTY_SHA256, aws_sigv4_sign, canonical_query, check_skew,
     moto_issued_credentials, query_pairs, sigv4_encode, sigv4_signature,
 };
+use super::server::relay;
 
 /// The token prefix aws-iam-authenticator (and `aws eks get-token`) use.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
@@ -261,6 +262,16 @@ impl FakeApiServer {
     /// Every request received so far, authorized or not, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests.lock().expect("requests lock").clone()
+    }
+
+    /// How many requests so far had `part` in their target (`"/proxy/"`,
+    /// `"?limit="`).
+    pub fn requests_to(&self, part: &str) -> usize {
+        let requests = self.state.requests.lock().expect("requests lock");
+        requests
+            .iter()
+            .filter(|r| r.path_and_query.contains(part))
+            .count()
     }
 
     /// Serves `value` at `path` from now on (e.g. a Kustomization whose
@@ -727,22 +738,8 @@ async fn proxy(
         Some(q) => format!("{upstream}{rest}?{q}"),
         None => format!("{upstream}{rest}"),
     };
-    let mut forward = state
-        .upstream
-        .request(method.parse().expect("method"), &url)
-        .body(body);
-    if let Some(ct) = content_type {
-        forward = forward.header("content-type", ct);
-    }
-    match forward.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = response.bytes().await.unwrap_or_default();
+    match relay(&state.upstream, &method, &url, content_type, body).await {
+        Ok((status, content_type, body)) => {
             let mut reply = Response::builder().status(status);
             if let Some(ct) = content_type {
                 reply = reply.header("content-type", ct);

@@ -211,6 +211,25 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// A number from the environment variable `name` (a benchmark's
+/// `DORA_BENCH_*` knob), or `default` when unset or not a number.
+pub fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `future` to completion on a multi-thread runtime of its own: a
+/// benchmark's `main`.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(future)
+}
+
 /// A fresh temp dir named `prefix…`, removed when dropped.
 pub fn tempdir(prefix: &str) -> TempDir {
     tempfile::Builder::new()

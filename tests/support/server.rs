@@ -31,6 +31,33 @@ pub fn method_and_target(req: &Request<Incoming>) -> (String, String) {
     (req.method().as_str().to_string(), target)
 }
 
+/// Sends `method url` with `body` (and its content type) through `client`
+/// the way a proxy forwards a request: the answer's status, content type
+/// and body, or why it could not be sent.
+pub async fn relay(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Result<(u16, Option<String>, Bytes), reqwest::Error> {
+    let mut request = client
+        .request(method.parse().expect("method"), url)
+        .body(body);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.bytes().await.unwrap_or_default();
+    Ok((status, content_type, body))
+}
+
 /// A running server; stops when dropped.
 pub struct Server {
     /// `http://127.0.0.1:PORT`, no trailing slash.
