@@ -10,10 +10,11 @@ use reqwest::Url;
 use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
+use crate::dora::plan::{self, Plan, Retention, Stored};
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
-use crate::pushgateway::{Listing, Pushgateway};
 use crate::report::Report;
-use crate::run::{deliver, group_header};
+use crate::sinks::pushgateway::{Listing, Pushgateway};
+use crate::sinks::{self, dry_run, pushgateway};
 use crate::sources::cluster;
 use crate::sources::payload::{self, Observation, Rules};
 use crate::sources::{event, lookups, workflows};
@@ -246,9 +247,7 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
 
 /// Why an event would be pruned by the same run that records it, if it would.
 fn pruned_at_once(inputs: &Inputs, d: &dora::Deploy, now: Timestamp) -> Option<String> {
-    // `retention` prunes the Pushgateway; a remote-write store keeps its own.
-    let retention = inputs.retention.filter(|_| inputs.uses_pushgateway())?;
-    (d.time.as_second() < now.as_second() - retention as i64).then(|| {
+    (!retention(inputs).keeps(d.time, now)).then(|| {
         format!(
             "the event ({}) is older than `retention` and would be pruned at once",
             d.time
@@ -310,11 +309,9 @@ pub async fn run(
         report.github_calls = github.calls();
         return Ok(report);
     }
-    let retention = inputs.retention.filter(|_| inputs.uses_pushgateway());
-    if let Some(retention) = retention.filter(|_| mode != Mode::Event) {
-        collected
-            .deploys
-            .retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
+    if mode != Mode::Event {
+        let retention = retention(inputs);
+        collected.deploys.retain(|d| retention.keeps(d.time, now));
     }
     let Collected {
         mut deploys,
@@ -324,21 +321,19 @@ pub async fn run(
         ..
     } = collected;
     if clients.pushgateway.is_none() && clients.remote.is_none() {
-        dry_run(inputs, github, &mut deploys, &phases, &mut report).await;
+        print(inputs, github, &mut deploys, &phases, now, &mut report).await;
     } else {
-        let delivered = deliver(
-            clients.pushgateway.as_ref(),
-            stored,
-            clients.remote.as_ref(),
-            github,
+        match record(
             inputs,
+            clients,
             &mut deploys,
-            phases,
+            &phases,
+            stored,
             now,
             &mut report,
         )
-        .await;
-        match delivered {
+        .await
+        {
             Ok(()) => {}
             Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
                 actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
@@ -372,7 +367,7 @@ async fn collect(
             event::event_with_history(github, inputs, deploy, Some(&payload), event_name, warnings);
         let read = async {
             match &clients.pushgateway {
-                Some(pushgateway) => Some(pushgateway.listing().await),
+                Some(pushgateway) => Some(pushgateway.listing(&dora::FAMILIES).await),
                 None => None,
             }
         };
@@ -387,7 +382,7 @@ async fn collect(
         let client = clients
             .kube
             .as_ref()
-            .expect("cluster mode has a cluster (resolve_mode)");
+            .expect("cluster mode has a cluster (inputs::resolve)");
         let github_host = github_host(&runner.server_url);
         let scope = cluster::Scope {
             kustomizations: &inputs.kustomizations,
@@ -431,31 +426,78 @@ async fn collect(
     })
 }
 
+/// `retention`, where it applies: a remote-write store keeps its own.
+fn retention(inputs: &Inputs) -> Retention {
+    Retention::new(inputs.retention, inputs.uses_pushgateway())
+}
+
+/// Reads what is stored (unless the source did), finds which events are
+/// new, completes them (one GitHub look-up each, see
+/// [`lookups::complete`]), plans, and delivers the plan. Events already
+/// stored are left as they are: re-running changes nothing.
+async fn record(
+    inputs: &Inputs,
+    clients: &Clients,
+    deploys: &mut [dora::Deploy],
+    phases: &[dora::CanaryPhase],
+    read: Option<Result<Listing>>,
+    now: Timestamp,
+    report: &mut Report,
+) -> Result<()> {
+    let listing = match (read, &clients.pushgateway) {
+        (Some(read), _) => read?,
+        (None, Some(p)) => p.listing(&dora::FAMILIES).await?,
+        (None, None) => Listing::default(),
+    };
+    if listing.skipped > 0 {
+        report.warnings.push(format!(
+            "{} stored groups larger than {} were skipped unread (the groups this action writes are a few KB)",
+            listing.skipped,
+            crate::http::size(pushgateway::GROUP_LIMIT)
+        ));
+    }
+    let stored = Stored::new(&listing.groups);
+    let job = &inputs.job;
+    let new = plan::new_events(deploys, &stored, job);
+    lookups::complete(
+        &clients.github,
+        deploys,
+        stored.groups,
+        &new,
+        &mut report.warnings,
+    )
+    .await;
+    plan::adopt(deploys, &new, &stored, job);
+    let plan = plan::plan(deploys, &new, phases, &stored, job, now, retention(inputs));
+    let (pushgateway, remote) = (clients.pushgateway.as_ref(), clients.remote.as_ref());
+    sinks::deliver(plan, pushgateway, remote, job, now, report).await
+}
+
 /// No sink (a dry run): the events completed as a real run would, printed
 /// as the groups a real run would push.
-async fn dry_run(
+async fn print(
     inputs: &Inputs,
     github: &crate::github::GitHub,
     deploys: &mut [dora::Deploy],
     phases: &[dora::CanaryPhase],
+    now: Timestamp,
     report: &mut Report,
 ) {
     let all_new = vec![true; deploys.len()];
     lookups::complete(github, deploys, &[], &all_new, &mut report.warnings).await;
-    report.canary_phases = phases.len();
-    let groups: Vec<dora::Group> = deploys
-        .iter()
-        .map(dora::deploy_group)
-        .chain(phases.iter().map(dora::CanaryPhase::group))
-        .collect();
-    let text: String = groups
-        .iter()
-        .map(|g| format!("{}\n{}", group_header(&inputs.job, g), g.exposition))
-        .collect::<Vec<_>>()
-        .join("\n");
-    actions::print(&text);
-    report.new_events = deploys.len();
-    report.exposition = Some(text);
+    let nothing = Stored::new(&[]);
+    let plan: Plan = plan::plan(
+        deploys,
+        &all_new,
+        phases,
+        &nothing,
+        &inputs.job,
+        now,
+        Retention(None),
+    );
+    report.canary_phases = plan.phases.len();
+    report.new_events = plan.events.len();
+    report.exposition = Some(dry_run::print(&plan, &inputs.job));
 }
 
 /// The end of a run that recorded: the warnings shown, what was recorded kept.

@@ -8,6 +8,7 @@
 //! A missing or unready cluster ends the run here, before anything else is
 //! called or pushed.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use reqwest::Client;
@@ -18,10 +19,11 @@ use crate::github::{self, GitHub};
 use crate::http;
 use crate::inputs::{Inputs, Mode, RemoteAuth, RemoteWriteTarget, Runner};
 use crate::kubernetes;
-use crate::pushgateway::{Pushgateway, Transport};
-use crate::remote_write::{self, RemoteWrite};
+use crate::kubernetes::ServiceProxy;
 use crate::report::ClusterState;
 use crate::retry::Backoff;
+use crate::sinks::pushgateway::{Pushgateway, Transport};
+use crate::sinks::remote_write::{self, RemoteWrite};
 use crate::{Error, Result};
 
 /// The outside systems of one run.
@@ -153,11 +155,11 @@ async fn reach(
                     actions::mask(&token);
                     let client = kubernetes::client(&endpoint, &ca_pem, &token)?;
                     if let Some(service) = service {
-                        proxy = Some(Transport::ServiceProxy {
-                            client: client.clone(),
-                            base: Transport::proxy_path(service),
-                            endpoint: endpoint.to_string(),
-                        });
+                        proxy = Some(Transport::Tunnel(Arc::new(ServiceProxy::new(
+                            client.clone(),
+                            service,
+                            &endpoint,
+                        ))));
                     }
                     kube = Some(client);
                 }

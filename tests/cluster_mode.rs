@@ -539,7 +539,7 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
 /// credentials of the EKS check; the API server sees list calls, no proxy.
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_write_alone_is_signed_with_the_clusters_credentials() {
-    use dora_action::remote_write::WriteRequest;
+    use dora_action::sinks::remote_write::WriteRequest;
     use prost::Message;
 
     let c = cluster(standard_objects()).await;

@@ -10,7 +10,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use dora_action::remote_write::WriteRequest;
+use dora_action::sinks::remote_write::WriteRequest;
 use jiff::Timestamp;
 use prost::Message;
 use serde_json::{Value, json};
@@ -198,12 +198,13 @@ async fn a_store_without_an_out_of_order_window_is_named_as_the_cause() {
     let gh = github().await;
     // Something recent first, so the store's head starts now and the week is "too old".
     let store = Prometheus::receiver("0s").await;
-    let recent =
-        dora_action::remote_write::encode(&[vec![dora_action::remote_write::TimeSeries::new(
+    let recent = dora_action::sinks::remote_write::encode(&[vec![
+        dora_action::sinks::remote_write::TimeSeries::new(
             vec![("__name__".into(), "warmup".into())],
             1.0,
             Timestamp::now().as_millisecond(),
-        )]]);
+        ),
+    ]]);
     let answer = reqwest::Client::new()
         .post(store.write_url())
         .header("content-encoding", "snappy")

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
 use dora_action::aws::{Credentials, sigv4_headers};
-use dora_action::remote_write::{PROTOCOL_HEADERS, TimeSeries, encode};
+use dora_action::sinks::remote_write::{PROTOCOL_HEADERS, TimeSeries, encode};
 
 const TIME: &str = "20261126T120000Z";
 
