@@ -380,9 +380,12 @@ mod tests {
         Contains(&'static str),
     }
 
+    /// Environment pairs and what the error they give says.
+    pub(super) type Case<'a> = (&'a [(&'a str, &'a str)], Says);
+
     /// For each case, the error its pairs give says what the case expects;
     /// a failure names the case's pairs.
-    pub(super) fn assert_errors(cases: &[(&[(&str, &str)], Says)]) {
+    pub(super) fn assert_errors(cases: &[Case]) {
         for (pairs, says) in cases {
             let e = error(pairs);
             match says {
@@ -486,19 +489,12 @@ mod tests {
 
     #[test]
     fn aws_inputs_need_a_cluster() {
-        assert_errors(&[
-            (
-                &[("INPUT_AWS-REGION", "eu-west-1")],
-                Says::Contains("only used with `cluster-name` or SigV4"),
-            ),
-            (
-                &[(
-                    "INPUT_ROLE-TO-ASSUME",
-                    "arn:aws:iam::123456789012:role/dora",
-                )],
-                Says::StartsWith("input `role-to-assume`: is only used"),
-            ),
-        ]);
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[("INPUT_AWS-REGION", "eu-west-1")], Says::Contains("only used with `cluster-name` or SigV4")),
+            (&[("INPUT_ROLE-TO-ASSUME", "arn:aws:iam::123456789012:role/dora")], Says::StartsWith("input `role-to-assume`: is only used")),
+        ];
+        assert_errors(cases);
         let i = parse(&[
             ("INPUT_CLUSTER-NAME", "prod-eks"),
             ("INPUT_AWS-REGION", "eu-west-1"),

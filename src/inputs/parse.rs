@@ -278,7 +278,7 @@ pub(super) fn parse_namespaces(v: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::Says::{Contains, Exactly, StartsWith};
-    use super::super::tests::{assert_errors, assert_refused, error, parse};
+    use super::super::tests::{Case, assert_errors, assert_refused, error, parse};
     use super::*;
     use crate::inputs::Branches;
 
@@ -434,80 +434,29 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_input_and_the_value() {
-        assert_errors(&[
-            (
-                &[("INPUT_MODE", "deploy")],
-                Exactly(
-                    "input `mode`: invalid value `deploy`: expected one of auto, event, workflows, cluster",
-                ),
-            ),
-            (
-                &[("INPUT_DRY-RUN", "yes")],
-                StartsWith("input `dry-run`: invalid value `yes`"),
-            ),
-            (
-                &[("INPUT_FAIL-ON-ERROR", "1")],
-                StartsWith("input `fail-on-error`: invalid value `1`"),
-            ),
-            (
-                &[("INPUT_PUSHGATEWAY-URL", "localhost:9091")],
-                StartsWith("input `pushgateway-url`: invalid value `localhost:9091`"),
-            ),
-            (
-                &[("INPUT_PUSHGATEWAY-URL", "ftp://h/")],
-                Contains("http:// or https://"),
-            ),
-            (
-                &[("INPUT_PUSHGATEWAY-URL", "http://h/?a=b")],
-                Contains("query"),
-            ),
-            (
-                &[("INPUT_RETENTION", "90")],
-                StartsWith("input `retention`: invalid value `90`"),
-            ),
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[("INPUT_MODE", "deploy")], Exactly("input `mode`: invalid value `deploy`: expected one of auto, event, workflows, cluster")),
+            (&[("INPUT_DRY-RUN", "yes")], StartsWith("input `dry-run`: invalid value `yes`")),
+            (&[("INPUT_FAIL-ON-ERROR", "1")], StartsWith("input `fail-on-error`: invalid value `1`")),
+            (&[("INPUT_PUSHGATEWAY-URL", "localhost:9091")], StartsWith("input `pushgateway-url`: invalid value `localhost:9091`")),
+            (&[("INPUT_PUSHGATEWAY-URL", "ftp://h/")], Contains("http:// or https://")),
+            (&[("INPUT_PUSHGATEWAY-URL", "http://h/?a=b")], Contains("query")),
+            (&[("INPUT_RETENTION", "90")], StartsWith("input `retention`: invalid value `90`")),
             (&[("INPUT_LOOKBACK", "0")], Contains("longer than zero")),
             (&[("INPUT_LOOKBACK", "3y")], StartsWith("input `lookback`")),
-            (
-                &[("INPUT_PUSHGATEWAY-SERVICE", "pushgateway:9091")],
-                StartsWith("input `pushgateway-service`"),
-            ),
-            (
-                &[("INPUT_PUSHGATEWAY-SERVICE", "obs/pg:0")],
-                StartsWith("input `pushgateway-service`"),
-            ),
-            (
-                &[("INPUT_KUSTOMIZATIONS", "apps")],
-                StartsWith("input `kustomizations`: invalid value `apps`"),
-            ),
-            (
-                &[("INPUT_KUSTOMIZATIONS", "*, flux-system/apps")],
-                Contains("`*` already means all"),
-            ),
-            (
-                &[("INPUT_CANARY-NAMESPACES", "prod,Bad_NS")],
-                Contains("`Bad_NS`"),
-            ),
-            (
-                &[("INPUT_DEPLOY-BRANCHES", " , ,")],
-                Contains("the list is empty"),
-            ),
-            (
-                &[("INPUT_ENVIRONMENT", "a\u{7}b")],
-                Contains("control characters"),
-            ),
-            (
-                &[("INPUT_CLUSTER-NAME", "my cluster")],
-                StartsWith("input `cluster-name`: invalid value"),
-            ),
-            (
-                &[("INPUT_AWS-REGION", "Europe")],
-                StartsWith("input `aws-region`: invalid value"),
-            ),
-            (
-                &[("INPUT_ROLE-TO-ASSUME", "dora-role")],
-                StartsWith("input `role-to-assume`: invalid value"),
-            ),
-        ]);
+            (&[("INPUT_PUSHGATEWAY-SERVICE", "pushgateway:9091")], StartsWith("input `pushgateway-service`")),
+            (&[("INPUT_PUSHGATEWAY-SERVICE", "obs/pg:0")], StartsWith("input `pushgateway-service`")),
+            (&[("INPUT_KUSTOMIZATIONS", "apps")], StartsWith("input `kustomizations`: invalid value `apps`")),
+            (&[("INPUT_KUSTOMIZATIONS", "*, flux-system/apps")], Contains("`*` already means all")),
+            (&[("INPUT_CANARY-NAMESPACES", "prod,Bad_NS")], Contains("`Bad_NS`")),
+            (&[("INPUT_DEPLOY-BRANCHES", " , ,")], Contains("the list is empty")),
+            (&[("INPUT_ENVIRONMENT", "a\u{7}b")], Contains("control characters")),
+            (&[("INPUT_CLUSTER-NAME", "my cluster")], StartsWith("input `cluster-name`: invalid value")),
+            (&[("INPUT_AWS-REGION", "Europe")], StartsWith("input `aws-region`: invalid value")),
+            (&[("INPUT_ROLE-TO-ASSUME", "dora-role")], StartsWith("input `role-to-assume`: invalid value")),
+        ];
+        assert_errors(cases);
     }
 
     #[test]
