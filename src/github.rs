@@ -448,32 +448,32 @@ mod tests {
     #[test]
     fn rate_limits_say_how_long_to_wait() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let primary = headers(&[
+        let primary: &[(&'static str, &str)] = &[
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "1030"),
-        ]);
-        assert_eq!(
-            rate_limit_wait(StatusCode::FORBIDDEN, &primary, now),
-            Some(Duration::from_secs(31))
-        );
-        assert_eq!(
-            rate_limit_wait(
+        ];
+        let cases: [(StatusCode, &[(&'static str, &str)], Option<u64>); 4] = [
+            (StatusCode::FORBIDDEN, primary, Some(31)),
+            (
                 StatusCode::TOO_MANY_REQUESTS,
-                &headers(&[("retry-after", "7")]),
-                now
+                &[("retry-after", "7")],
+                Some(7),
             ),
-            Some(Duration::from_secs(7))
-        );
-        // A 403 that is not a rate limit (no permission) is not waited for.
-        assert_eq!(
-            rate_limit_wait(
+            // A 403 that is not a rate limit (no permission) is not waited for.
+            (
                 StatusCode::FORBIDDEN,
-                &headers(&[("x-ratelimit-remaining", "4999")]),
-                now
+                &[("x-ratelimit-remaining", "4999")],
+                None,
             ),
-            None
-        );
-        assert_eq!(rate_limit_wait(StatusCode::OK, &primary, now), None);
+            (StatusCode::OK, primary, None),
+        ];
+        for (status, pairs, wait) in cases {
+            assert_eq!(
+                rate_limit_wait(status, &headers(pairs), now),
+                wait.map(Duration::from_secs),
+                "{status} {pairs:?}"
+            );
+        }
     }
 
     #[test]
