@@ -448,30 +448,29 @@ mod tests {
     #[test]
     fn rate_limits_say_how_long_to_wait() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let primary: &[(&'static str, &str)] = &[
+        let primary = headers(&[
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "1030"),
-        ];
-        let cases: [(StatusCode, &[(&'static str, &str)], Option<u64>); 4] = [
-            (StatusCode::FORBIDDEN, primary, Some(31)),
+        ]);
+        for (status, answer, wait) in [
+            (StatusCode::FORBIDDEN, primary.clone(), Some(31)),
             (
                 StatusCode::TOO_MANY_REQUESTS,
-                &[("retry-after", "7")],
+                headers(&[("retry-after", "7")]),
                 Some(7),
             ),
             // A 403 that is not a rate limit (no permission) is not waited for.
             (
                 StatusCode::FORBIDDEN,
-                &[("x-ratelimit-remaining", "4999")],
+                headers(&[("x-ratelimit-remaining", "4999")]),
                 None,
             ),
             (StatusCode::OK, primary, None),
-        ];
-        for (status, pairs, wait) in cases {
+        ] {
             assert_eq!(
-                rate_limit_wait(status, &headers(pairs), now),
+                rate_limit_wait(status, &answer, now),
                 wait.map(Duration::from_secs),
-                "{status} {pairs:?}"
+                "{status} {answer:?}"
             );
         }
     }
