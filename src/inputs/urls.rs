@@ -287,16 +287,13 @@ fn basic_auth(username: Option<String>, password: Option<String>) -> Result<Remo
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_refused, error, parse};
+    use super::super::tests::Says::{Contains, Exactly, StartsWith};
+    use super::super::tests::{Case, assert_errors, assert_refused, error, parse};
     use super::*;
-
-    fn url(v: &str) -> Url {
-        Url::parse(v).unwrap()
-    }
 
     #[test]
     fn the_amp_region_comes_from_the_workspace_host_only() {
-        let amp = |v: &str| amp_region(&url(v));
+        let amp = |v: &str| amp_region(&Url::parse(v).unwrap());
         assert_eq!(
             amp(
                 "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
@@ -420,40 +417,18 @@ mod tests {
             "INPUT_REMOTE-WRITE-URL",
             "https://mimir.example/api/v1/push",
         );
-        assert_eq!(
-            error(&[("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t")]),
-            "input `remote-write-bearer-token`: is only used with `remote-write-url`, which is not set"
-        );
-        assert!(
-            error(&[url, ("INPUT_REMOTE-WRITE-AUTH", "bearer")])
-                .starts_with("input `remote-write-bearer-token`: required")
-        );
-        assert!(
-            error(&[url, ("INPUT_REMOTE-WRITE-AUTH", "kerberos")])
-                .contains("expected `auto`, `none`")
-        );
-        assert!(
-            error(&[
-                url,
-                ("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t"),
-                ("INPUT_REMOTE-WRITE-USERNAME", "u")
-            ])
-            .starts_with(
-                "input `remote-write-username`: is not used with `remote-write-auth: bearer`"
-            )
-        );
-        assert!(
-            error(&[url, ("INPUT_REMOTE-WRITE-USERNAME", "u")])
-                .starts_with("input `remote-write-password`: required")
-        );
-        assert!(
-            error(&[
-                url,
-                ("INPUT_REMOTE-WRITE-AUTH", "none"),
-                ("INPUT_REMOTE-WRITE-PASSWORD", "p")
-            ])
-            .starts_with("input `remote-write-password`: is not used")
-        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t")], Exactly("input `remote-write-bearer-token`: is only used with `remote-write-url`, which is not set")),
+            (&[url, ("INPUT_REMOTE-WRITE-AUTH", "bearer")], StartsWith("input `remote-write-bearer-token`: required")),
+            (&[url, ("INPUT_REMOTE-WRITE-AUTH", "kerberos")], Contains("expected `auto`, `none`")),
+            (&[url, ("INPUT_REMOTE-WRITE-BEARER-TOKEN", "t"), ("INPUT_REMOTE-WRITE-USERNAME", "u")], StartsWith("input `remote-write-username`: is not used with `remote-write-auth: bearer`")),
+            (&[url, ("INPUT_REMOTE-WRITE-USERNAME", "u")], StartsWith("input `remote-write-password`: required")),
+            (&[url, ("INPUT_REMOTE-WRITE-AUTH", "none"), ("INPUT_REMOTE-WRITE-PASSWORD", "p")], StartsWith("input `remote-write-password`: is not used")),
+            (&[("INPUT_REMOTE-WRITE-URL", "mimir:9009")], StartsWith("input `remote-write-url`")),
+            (&[("INPUT_PUSHGATEWAY-SERVICE", "none")], StartsWith("input `pushgateway-service`: `none` leaves nowhere")),
+        ];
+        assert_errors(cases);
         // Credentials in the URL: refused, and the password never echoed.
         let e = error(&[(
             "INPUT_REMOTE-WRITE-URL",
@@ -462,14 +437,6 @@ mod tests {
         assert!(
             e.contains("not in the URL") && !e.contains("hunter2"),
             "{e}"
-        );
-        assert!(
-            error(&[("INPUT_REMOTE-WRITE-URL", "mimir:9009")])
-                .starts_with("input `remote-write-url`")
-        );
-        assert!(
-            error(&[("INPUT_PUSHGATEWAY-SERVICE", "none")])
-                .starts_with("input `pushgateway-service`: `none` leaves nowhere")
         );
     }
 
