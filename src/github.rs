@@ -452,28 +452,27 @@ mod tests {
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "1030"),
         ]);
-        assert_eq!(
-            rate_limit_wait(StatusCode::FORBIDDEN, &primary, now),
-            Some(Duration::from_secs(31))
-        );
-        assert_eq!(
-            rate_limit_wait(
+        for (status, answer, wait) in [
+            (StatusCode::FORBIDDEN, primary.clone(), Some(31)),
+            (
                 StatusCode::TOO_MANY_REQUESTS,
-                &headers(&[("retry-after", "7")]),
-                now
+                headers(&[("retry-after", "7")]),
+                Some(7),
             ),
-            Some(Duration::from_secs(7))
-        );
-        // A 403 that is not a rate limit (no permission) is not waited for.
-        assert_eq!(
-            rate_limit_wait(
+            // A 403 that is not a rate limit (no permission) is not waited for.
+            (
                 StatusCode::FORBIDDEN,
-                &headers(&[("x-ratelimit-remaining", "4999")]),
-                now
+                headers(&[("x-ratelimit-remaining", "4999")]),
+                None,
             ),
-            None
-        );
-        assert_eq!(rate_limit_wait(StatusCode::OK, &primary, now), None);
+            (StatusCode::OK, primary, None),
+        ] {
+            assert_eq!(
+                rate_limit_wait(status, &answer, now),
+                wait.map(Duration::from_secs),
+                "{status} {answer:?}"
+            );
+        }
     }
 
     #[test]

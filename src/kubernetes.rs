@@ -9,6 +9,11 @@ use reqwest::Url;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use futures_util::future::BoxFuture;
+use reqwest::StatusCode;
+
+use crate::inputs::ServiceRef;
+use crate::sinks::pushgateway::{Body as TunnelBody, Tunnel};
 use crate::{Error, Failure, Result};
 
 /// A kube client for the cluster at `endpoint`, trusting only the
@@ -43,6 +48,104 @@ pub fn client(endpoint: &Url, ca_pem: &[u8], token: &str) -> Result<kube::Client
     config.read_timeout = Some(Duration::from_secs(10));
     kube::Client::try_from(config)
         .map_err(|e| Error::Kubernetes(format!("cannot set up the client: {e}").into()))
+}
+
+/// The Pushgateway in the cluster, reached through the API server's service
+/// proxy (`/api/v1/namespaces/<ns>/services/<name>:<port>/proxy/`): the
+/// Pushgateway sink's [`Tunnel`], so the sink knows nothing of Kubernetes.
+pub struct ServiceProxy {
+    client: kube::Client,
+    base: String,
+    /// The API server, for messages.
+    endpoint: String,
+}
+
+impl ServiceProxy {
+    pub fn new(client: kube::Client, service: &ServiceRef, endpoint: &Url) -> ServiceProxy {
+        ServiceProxy {
+            client,
+            base: proxy_path(service),
+            endpoint: endpoint.to_string(),
+        }
+    }
+}
+
+/// The API server path of a service's proxy.
+fn proxy_path(service: &ServiceRef) -> String {
+    let port = service
+        .port
+        .as_deref()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    format!(
+        "/api/v1/namespaces/{}/services/{}{port}/proxy/",
+        service.namespace, service.name
+    )
+}
+
+/// `path` (origin-form, from the Pushgateway's root) below the proxy's `base`.
+fn proxied(base: &str, path: &http::Uri) -> std::result::Result<http::Uri, String> {
+    format!("{}{path}", base.trim_end_matches('/'))
+        .parse()
+        .map_err(|e| format!("cannot build request for {path}: {e}"))
+}
+
+impl Tunnel for ServiceProxy {
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, std::result::Result<http::Response<TunnelBody>, String>> {
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            parts.uri = proxied(&self.base, &parts.uri)?;
+            let request = http::Request::from_parts(parts, kube::client::Body::from(body));
+            let endpoint = &self.endpoint;
+            let response = tokio::time::timeout(timeout, self.client.send(request))
+                .await
+                .map_err(|_| format!("timed out after {timeout:?} at {endpoint}"))?
+                .map_err(|e| format!("API server {endpoint}: {e}"))?;
+            Ok(response.map(|body| {
+                use http_body_util::BodyExt;
+                body.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                    .boxed_unsync()
+            }))
+        })
+    }
+
+    fn display(&self) -> String {
+        format!(
+            "{}{} (the API server's service proxy)",
+            self.endpoint.trim_end_matches('/'),
+            self.base
+        )
+    }
+
+    fn refusal(&self, status: StatusCode, body: &str) -> Option<String> {
+        api_server_refusal(status, body)
+    }
+}
+
+/// The API server answers for itself (not the Pushgateway) with a
+/// `metav1.Status`: word its refusals so the user knows what to fix.
+fn api_server_refusal(status: StatusCode, body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    if v.get("kind")?.as_str()? != "Status" {
+        return None;
+    }
+    let message = v.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    Some(match status {
+        StatusCode::UNAUTHORIZED => format!(
+            "the API server rejected the EKS token (401 {message}): give the action's IAM role access to the cluster (an EKS access entry, or aws-auth)"
+        ),
+        StatusCode::FORBIDDEN => format!(
+            "the API server forbids it (403): grant get, create and delete on `services/proxy` for the Pushgateway service (examples/rbac.yaml): {message}"
+        ),
+        StatusCode::NOT_FOUND => format!(
+            "the API server has no such service (404): check `pushgateway-service`: {message}"
+        ),
+        _ => return None,
+    })
 }
 
 /// Why a list call failed, as the caller must treat it.
@@ -174,4 +277,56 @@ async fn get(
     })
     .await;
     outcome.map_err(ListError::Failed)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_path_names_the_service_and_port() {
+        let svc = ServiceRef {
+            namespace: "observability".into(),
+            name: "pushgateway".into(),
+            port: Some("9091".into()),
+        };
+        assert_eq!(
+            proxy_path(&svc),
+            "/api/v1/namespaces/observability/services/pushgateway:9091/proxy/"
+        );
+        let svc = ServiceRef { port: None, ..svc };
+        assert_eq!(
+            proxy_path(&svc),
+            "/api/v1/namespaces/observability/services/pushgateway/proxy/"
+        );
+    }
+
+    #[test]
+    fn a_pushgateway_path_goes_below_the_proxy_path() {
+        let base = "/api/v1/namespaces/observability/services/pushgateway:9091/proxy/";
+        let path: http::Uri = "/metrics/job/dora/env@base64/=".parse().unwrap();
+        assert_eq!(
+            proxied(base, &path).unwrap(),
+            "/api/v1/namespaces/observability/services/pushgateway:9091/proxy/metrics/job/dora/env@base64/="
+        );
+    }
+
+    #[test]
+    fn api_server_refusals_are_told_apart_from_pushgateway_answers() {
+        let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+        assert!(
+            api_server_refusal(StatusCode::UNAUTHORIZED, status)
+                .unwrap()
+                .contains("rejected the EKS token")
+        );
+        assert!(
+            api_server_refusal(StatusCode::FORBIDDEN, status)
+                .unwrap()
+                .contains("services/proxy")
+        );
+        assert_eq!(
+            api_server_refusal(StatusCode::BAD_REQUEST, "text format parsing error"),
+            None
+        );
+    }
 }

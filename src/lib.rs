@@ -1,30 +1,44 @@
 //! `dora-action`: delivery signals in, DORA metrics out.
 //!
-//! The crate is laid out the way the data flows (see `README.md` for the
-//! user-facing side and the metric contract):
+//! The crate is laid out the way the data flows, sources → plan → sinks
+//! (see `README.md` for the user-facing side and the metric contract):
 //!
 //! - [`inputs`] parses and validates the action's inputs once, from an
-//!   iterator of environment pairs, so every rule is unit-tested without
-//!   touching the process environment.
-//! - [`payload`] turns a GitHub event payload (`workflow_run`,
-//!   `deployment_status`) into a [`payload::Observation`], and [`cluster`]
-//!   Flux and Flagger objects into events: pure parsing, no I/O.
-//! - [`dora`] is the core: deployment events in; Pushgateway groups (rendered
-//!   by the prometheus text encoder), retention decisions and summary numbers
-//!   out. It knows no I/O and no outside system.
+//!   iterator of environment pairs, and resolves the mode and what it
+//!   requires ([`inputs::resolve`]): every rule unit-tested without touching
+//!   the process environment.
+//! - [`sources`]: one module per source of events, each a function from its
+//!   inputs and clients to [`dora::Deploy`] events: the triggering payload
+//!   ([`sources::payload`], pure parsing, and [`sources::event`] with its
+//!   recent history), workflow history ([`sources::workflows`]), the cluster's
+//!   Flux Kustomizations and Flagger Canaries ([`sources::cluster`]), and the
+//!   look-ups that complete a new event ([`sources::lookups`]).
+//! - [`dora`] is the pure core: events, their history, their groups and
+//!   encoding, what the stored groups (or a store's series, [`dora::held`])
+//!   already say, the [`dora::plan`] (what
+//!   to push, delete, upgrade; what is recorded; what retention keeps) and
+//!   the statistics and bands. No I/O, no outside system.
+//! - [`sinks`] carry out a plan: the [`sinks::pushgateway`] (by URL, or
+//!   through a tunnel such as the API server's service proxy), a
+//!   [`sinks::remote_write`] store (whose query API, [`sinks::remote_query`],
+//!   says what it already holds), or the [`sinks::dry_run`] printer.
+//!   [`stored`] is the plain data a store reader hands the core.
 //! - [`report`] renders the job summary (Markdown) and the step outputs.
-//! - One module per outside system, none of which knows DORA:
-//!   [`actions`] (the GitHub Actions runtime: workflow commands, `GITHUB_OUTPUT`,
-//!   `GITHUB_STEP_SUMMARY`), [`github`] (GitHub REST), [`aws`] (credentials,
-//!   STS, EKS and the EKS token), [`kubernetes`] (the cluster's API server),
-//!   [`pushgateway`] (directly, or through the API server's service proxy),
-//!   [`remote_write`] (Prometheus remote-write to a durable store).
+//! - [`clients`] builds the clients context once ([`clients::connect`]):
+//!   GitHub, AWS and the cluster check, the Kubernetes client, the sinks.
+//! - One module per outside system: [`actions`] (the GitHub Actions runtime:
+//!   workflow commands, `GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`), [`github`]
+//!   (GitHub REST and the OIDC token), [`aws`] (credentials, STS, EKS and
+//!   the EKS token), [`kubernetes`] (the API server: list calls, the service
+//!   proxy).
 //! - [`http`] holds what every HTTP client shares: the client setup, the
 //!   structured [`Failure`] each outside system's error carries (status,
 //!   message, cause), and the rules for answers it cannot trust: no
 //!   credential follows a URL off its origin, no body is read past its
 //!   bound. [`retry`] is the shared retry bound.
-//! - [`run`] wires them together; `main.rs` only maps the result to an exit code.
+//! - [`app`] runs it all in that order (begin → connect → collect → plan →
+//!   deliver → report); `main.rs` only parses arguments, guards against
+//!   panics and maps the result to an exit code.
 
 pub mod actions;
 pub mod app;
@@ -36,12 +50,11 @@ pub mod github;
 pub mod http;
 pub mod inputs;
 pub mod kubernetes;
-pub mod pushgateway;
-pub mod remote_write;
 pub mod report;
 pub mod retry;
-pub mod run;
+pub mod sinks;
 pub mod sources;
+pub mod stored;
 
 /// Every way a run can fail, one variant per kind of cause, so `main` can
 /// word the `::error::` line and tests can match on the kind.

@@ -19,30 +19,26 @@ pub struct Backoff {
 
 impl Backoff {
     /// The Pushgateway's policy: about 30 s in total, then give up.
-    pub const PUSHGATEWAY: Backoff = Backoff {
-        first: Duration::from_millis(500),
-        max_delay: Duration::from_secs(8),
-        budget: Duration::from_secs(30),
-    };
+    pub const PUSHGATEWAY: Backoff = Backoff::from_half_a_second(8, 30);
     /// AWS calls (STS, EKS), the GitHub OIDC token and the cluster's list
     /// calls: a run cannot go on without them, so they get ~20 s.
-    pub const AWS: Backoff = Backoff {
-        first: Duration::from_millis(500),
-        max_delay: Duration::from_secs(4),
-        budget: Duration::from_secs(20),
-    };
+    pub const AWS: Backoff = Backoff::from_half_a_second(4, 20);
     /// GitHub REST history (workflows mode): a run is worth waiting for, within a minute.
-    pub const GITHUB_HISTORY: Backoff = Backoff {
-        first: Duration::from_millis(500),
-        max_delay: Duration::from_secs(8),
-        budget: Duration::from_secs(60),
-    };
+    pub const GITHUB_HISTORY: Backoff = Backoff::from_half_a_second(8, 60);
     /// GitHub REST look-ups that can degrade to a warning: give up sooner.
-    pub const GITHUB: Backoff = Backoff {
-        first: Duration::from_millis(500),
-        max_delay: Duration::from_secs(4),
-        budget: Duration::from_secs(15),
-    };
+    pub const GITHUB: Backoff = Backoff::from_half_a_second(4, 15);
+    /// The store's query API: a run without its answer falls back to
+    /// looking every event up, so it is not worth more than ~15 s.
+    pub const STORE_QUERY: Backoff = Backoff::from_half_a_second(4, 15);
+
+    /// Delays doubling from 500 ms up to `max_delay` seconds, within `budget` seconds.
+    const fn from_half_a_second(max_delay: u64, budget: u64) -> Backoff {
+        Backoff {
+            first: Duration::from_millis(500),
+            max_delay: Duration::from_secs(max_delay),
+            budget: Duration::from_secs(budget),
+        }
+    }
 }
 
 /// The outcome of one attempt.
@@ -93,36 +89,36 @@ where
                 note,
             ));
         };
-        match outcome {
+        // What to wait before the next attempt: what the server asks, or the backoff's delay.
+        let (e, wait, asked) = match outcome {
             Attempt::Done(v) => return Ok(v),
             Attempt::Fail(e) => return Err(e),
-            Attempt::RetryAfter(e, wait) => {
-                if start.elapsed() + wait > policy.budget {
-                    let note = format!(
-                        "the server asks to wait {}s, longer than this action waits",
-                        wait.as_secs()
-                    );
-                    return Err(gave_up(e, note));
-                }
-                tracing::info!("waiting {wait:?} as the server asks: {e}");
-                tokio::time::sleep(wait).await;
-                last_error = Some(e);
-            }
-            Attempt::Retry(e) => {
-                if start.elapsed() + delay > policy.budget {
-                    let plural = if attempts == 1 { "" } else { "s" };
-                    let note = format!(
-                        "gave up after {attempts} attempt{plural} in {:.0?}",
-                        start.elapsed()
-                    );
-                    return Err(gave_up(e, note));
-                }
-                tracing::debug!("retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(policy.max_delay);
-                last_error = Some(e);
-            }
+            Attempt::RetryAfter(e, wait) => (e, wait, true),
+            Attempt::Retry(e) => (e, delay, false),
+        };
+        if start.elapsed() + wait > policy.budget {
+            let note = if asked {
+                format!(
+                    "the server asks to wait {}s, longer than this action waits",
+                    wait.as_secs()
+                )
+            } else {
+                let plural = if attempts == 1 { "" } else { "s" };
+                format!(
+                    "gave up after {attempts} attempt{plural} in {:.0?}",
+                    start.elapsed()
+                )
+            };
+            return Err(gave_up(e, note));
         }
+        if asked {
+            tracing::info!("waiting {wait:?} as the server asks: {e}");
+        } else {
+            tracing::debug!("retrying in {delay:?}: {e}");
+            delay = (delay * 2).min(policy.max_delay);
+        }
+        tokio::time::sleep(wait).await;
+        last_error = Some(e);
     }
 }
 
@@ -131,18 +127,31 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
+    /// `retry` under `policy` of `attempt`, which is given the attempt's
+    /// number (from 1): the outcome and how many attempts were made.
+    async fn counted<T, Fut>(
+        policy: Backoff,
+        attempt: impl Fn(usize) -> Fut,
+    ) -> (Result<T, Failure>, usize)
+    where
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let calls = Cell::new(0);
+        let out = retry(policy, || {
+            calls.set(calls.get() + 1);
+            attempt(calls.get())
+        })
+        .await;
+        (out, calls.get())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_until_done() {
-        let calls = Cell::new(0);
-        let out = retry(Backoff::PUSHGATEWAY, || {
-            calls.set(calls.get() + 1);
-            let n = calls.get();
-            async move {
-                if n < 3 {
-                    Attempt::Retry("503".into())
-                } else {
-                    Attempt::Done(n)
-                }
+        let (out, _) = counted(Backoff::PUSHGATEWAY, |n| async move {
+            if n < 3 {
+                Attempt::Retry("503".into())
+            } else {
+                Attempt::Done(n)
             }
         })
         .await;
@@ -151,29 +160,22 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_permanent_failure_is_not_retried() {
-        let calls = Cell::new(0);
-        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || {
-            calls.set(calls.get() + 1);
-            async { Attempt::Fail("400 bad line".into()) }
+        let (out, calls): (Result<(), _>, _) = counted(Backoff::PUSHGATEWAY, |_| async {
+            Attempt::Fail("400 bad line".into())
         })
         .await;
         assert_eq!(out.map_err(|e| e.message), Err("400 bad line".to_string()));
-        assert_eq!(calls.get(), 1);
+        assert_eq!(calls, 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn waits_as_long_as_the_server_asks_within_the_budget() {
         let start = Instant::now();
-        let calls = Cell::new(0);
-        let out = retry(Backoff::GITHUB_HISTORY, || {
-            calls.set(calls.get() + 1);
-            let n = calls.get();
-            async move {
-                if n == 1 {
-                    Attempt::RetryAfter("rate limited".into(), Duration::from_secs(30))
-                } else {
-                    Attempt::Done(n)
-                }
+        let (out, _) = counted(Backoff::GITHUB_HISTORY, |n| async move {
+            if n == 1 {
+                Attempt::RetryAfter("rate limited".into(), Duration::from_secs(30))
+            } else {
+                Attempt::Done(n)
             }
         })
         .await;
@@ -190,18 +192,14 @@ mod tests {
     async fn an_attempt_that_outlasts_the_budget_is_cut_at_the_budget() {
         // A server that never answers: every attempt waits out a 10 s request timeout.
         let start = Instant::now();
-        let calls = Cell::new(0);
-        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || {
-            calls.set(calls.get() + 1);
-            async {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                Attempt::Retry("push: timed out".into())
-            }
+        let (out, calls): (Result<(), _>, _) = counted(Backoff::PUSHGATEWAY, |_| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Attempt::Retry("push: timed out".into())
         })
         .await;
         // 0–10 s, 10.5–20.5 s, 21.5 s until the budget ends at 30 s (not 31.5 s).
         assert_eq!(start.elapsed(), Backoff::PUSHGATEWAY.budget);
-        assert_eq!(calls.get(), 3);
+        assert_eq!(calls, 3);
         let err = out.unwrap_err().message;
         assert!(
             err.starts_with("push: timed out (gave up after 3 attempts in 30s"),
@@ -212,10 +210,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn gives_up_within_the_budget() {
         let start = Instant::now();
-        let calls = Cell::new(0);
-        let out: Result<(), _> = retry(Backoff::PUSHGATEWAY, || {
-            calls.set(calls.get() + 1);
-            async { Attempt::Retry("connection refused".into()) }
+        let (out, calls): (Result<(), _>, _) = counted(Backoff::PUSHGATEWAY, |_| async {
+            Attempt::Retry("connection refused".into())
         })
         .await;
         let err = out.unwrap_err().message;
@@ -229,7 +225,7 @@ mod tests {
             start.elapsed()
         );
         // 0.5 + 1 + 2 + 4 + 8 + 8 = 23.5 s of waiting; the next 8 s would pass 30 s.
-        assert_eq!(calls.get(), 7);
+        assert_eq!(calls, 7);
     }
 
     #[tokio::test(start_paused = true)]

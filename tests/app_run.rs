@@ -13,13 +13,13 @@ use dora_action::aws::{self, Credentials};
 use dora_action::clients::Clients;
 use dora_action::github::GitHub;
 use dora_action::inputs::{Inputs, Runner};
-use dora_action::pushgateway::Pushgateway as PushgatewayClient;
 use dora_action::report::Report;
+use dora_action::sinks::pushgateway::Pushgateway as PushgatewayClient;
 use dora_action::{http, kubernetes};
 use jiff::Timestamp;
 use reqwest::Url;
 use serde_json::Value;
-use support::fixtures::{Kustomization, k8s_list};
+use support::fixtures::{Kustomization, k8s_list, success_with_run_id};
 use support::kube::{FakeApiConfig, FakeApiServer};
 use support::{GitHubMock, Pushgateway, fixture, rest_run, test_now};
 
@@ -55,6 +55,7 @@ fn clients(api: &str, pushgateway: Option<&str>, kube: Option<kube::Client>) -> 
         ),
         pushgateway: pushgateway.map(|u| PushgatewayClient::new(Url::parse(u).unwrap(), http)),
         remote: None,
+        remote_query: None,
         kube,
         cluster: None,
     }
@@ -74,30 +75,54 @@ async fn run(inputs: &Inputs, runner: &Runner, clients: &Clients) -> Report {
         .expect("run")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn event_mode_records_the_payload_once_and_a_rerun_changes_nothing() {
+/// Records the event with run `id` twice; the two reports and the groups
+/// stored after each run.
+async fn event_twice(id: u64) -> [(Report, Vec<support::Group>); 2] {
     let pg = Pushgateway::start().await;
+    // GitHub answering nothing (every look-up a 404: warnings, not failures).
     let gh = GitHubMock::empty().await;
-    let payload = fixture("workflow_run/success.json");
+    let dir = tempfile::tempdir().unwrap();
+    let payload = success_with_run_id(dir.path(), id);
     let runner = runner(&[
         ("GITHUB_EVENT_NAME", "workflow_run"),
         ("GITHUB_EVENT_PATH", payload.to_str().unwrap()),
     ]);
     let inputs = inputs(&[("PUSHGATEWAY-URL", &pg.url), ("RETENTION", "0")]);
     let clients = clients(&gh.uri(), Some(&pg.url), None);
-
     let first = run(&inputs, &runner, &clients).await;
-    assert_eq!((first.new_events, first.already_recorded), (1, 0));
-    assert_eq!(first.recorded.len(), 1);
-    assert_eq!(first.recorded[0].sha.len(), 40);
-    let groups = pg.groups().await;
-    assert_eq!(groups.len(), 1, "{groups:#?}");
-    assert_eq!(groups[0].labels["run_id"], "7001");
-
+    let first_groups = pg.groups().await;
     let again = run(&inputs, &runner, &clients).await;
-    assert_eq!((again.new_events, again.already_recorded), (0, 1));
-    assert_eq!(pg.groups().await.len(), 1);
-    assert_eq!(again.recorded[0].sha, first.recorded[0].sha);
+    [(first, first_groups), (again, pg.groups().await)]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_mode_records_the_payload_once_and_a_rerun_changes_nothing() {
+    // 7001: no upkeep event, so the store is not read: the re-run pushes
+    // the same group again. 7008: an upkeep event (one in 16), which reads
+    // the store first and finds the event recorded.
+    for (id, upkeep) in [(7001, false), (7008, true)] {
+        let [(first, groups), (again, after)] = event_twice(id).await;
+        assert_eq!((first.new_events, first.already_recorded), (1, 0));
+        assert_eq!(first.upkeep_skipped, !upkeep, "run {id}");
+        assert_eq!(first.recorded.len(), 1);
+        assert_eq!(first.recorded[0].sha.len(), 40);
+        assert_eq!(groups.len(), 1, "{groups:#?}");
+        assert_eq!(groups[0].labels["run_id"], id.to_string());
+
+        let recounted = if upkeep { (0, 1) } else { (1, 0) };
+        assert_eq!(
+            (again.new_events, again.already_recorded),
+            recounted,
+            "run {id}"
+        );
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].labels, groups[0].labels);
+        assert_eq!(
+            after[0].metrics, groups[0].metrics,
+            "the same state, run {id}"
+        );
+        assert_eq!(again.recorded[0].sha, first.recorded[0].sha);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

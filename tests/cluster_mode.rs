@@ -208,7 +208,7 @@ async fn flux_revisions_and_canary_outcomes_become_events() {
         before,
         "no event and no unchanged canary phase is pushed again"
     );
-    assert!(out.summary.contains("0 new, 3 already"), "{}", out.summary);
+    out.assert_summary_says("0 new, 3 already");
     assert_eq!(c.commit_lookups().await, 1);
 }
 
@@ -225,7 +225,7 @@ async fn every_rollback_counts_once_and_recovery_spans_runs() {
     c.run().run().await.assert_code(0);
     // Runs again before anything changed: the same rollback is not counted twice.
     let out = c.run().run_expecting(0).await;
-    assert!(out.summary.contains("0 new, 1 already"), "{}", out.summary);
+    out.assert_summary_says("0 new, 1 already");
     // A second rollback, then a promotion: each its own event.
     c.api.set_object(
         CANARIES,
@@ -441,7 +441,7 @@ async fn a_thousand_canaries_and_two_hundred_kustomizations_in_one_run() {
 /// credentials of the EKS check; the API server sees list calls, no proxy.
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_write_alone_is_signed_with_the_clusters_credentials() {
-    use dora_action::remote_write::WriteRequest;
+    use dora_action::sinks::remote_write::WriteRequest;
     use prost::Message;
 
     let c = cluster(standard_objects()).await;

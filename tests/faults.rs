@@ -129,6 +129,12 @@ fn event_run(pushgateway_url: &str, github: &str) -> Action {
         .env("GITHUB_API_URL", github)
 }
 
+/// [`event_run`] for run 7008, an upkeep event: one of the one in 16 that
+/// read the group listing before pushing (`dora::plan::upkeep_due`).
+fn upkeep_event_run(pushgateway_url: &str, github: &str) -> Action {
+    event_run(pushgateway_url, github).with_run_id(7008)
+}
+
 /// A scheduled leg of the metrics workflow reading `workflows` (the
 /// schedule payload carries the repository and its default branch).
 fn leg(pushgateway_url: &str, github: &str, workflows: &str) -> Action {
@@ -201,12 +207,13 @@ async fn fails_workflows_mode(github: &str, parts: &[&str]) -> Duration {
     took
 }
 
-/// Event mode through a faulty front (with `faults`) of a seeded
-/// Pushgateway, with credentials in its URL: what every Pushgateway fault
+/// `event` (the Pushgateway URL, GitHub's) through a faulty front (with
+/// `faults`) of a seeded Pushgateway, with credentials in its URL: what every Pushgateway fault
 /// must give. Exit 1, one error naming `parts`, within the Pushgateway
 /// bound (`what`), the Pushgateway unchanged, no secret shown. Returns the
 /// Pushgateway, the error line and what the front saw.
 async fn fails_within_the_pushgateway_bound(
+    event: fn(&str, &str) -> Action,
     faults: impl FnOnce(&FaultyFront),
     parts: &[&str],
     what: &str,
@@ -216,7 +223,7 @@ async fn fails_within_the_pushgateway_bound(
     faults(&front);
     let before = state(&pg).await;
     let gh = GitHubMock::quiet().await;
-    let (out, took) = event_run(&with_password(&front.url), &gh.uri())
+    let (out, took) = event(&with_password(&front.url), &gh.uri())
         .run_timed()
         .await;
     out.assert_code(1);
@@ -314,12 +321,7 @@ async fn a_pushgateway_that_is_down_leaks_no_credentials() {
     let gh = GitHubMock::quiet().await;
     let (out, took) = event_run(&url, &gh.uri()).run_timed().await;
     out.assert_code(1);
-    out.the_error(&[
-        "pushgateway",
-        "read groups",
-        "cannot connect",
-        "gave up after",
-    ]);
+    out.the_error(&["pushgateway", "push", "cannot connect", "gave up after"]);
     assert_within(took, PUSHGATEWAY_BUDGET, "a Pushgateway that is down");
     out.assert_masked(PG_PASSWORD);
     out.assert_no_secret(&[TOKEN, PG_PASSWORD]);
@@ -333,7 +335,8 @@ async fn a_pushgateway_slower_than_the_timeout_fails_within_its_bound() {
         front.fault(Some("DELETE"), "/metrics/", Fault::Hang, None);
     };
     let parts = ["pushgateway", "push", "timed out"];
-    let (_, _, seen) = fails_within_the_pushgateway_bound(hang, &parts, "a hung push").await;
+    let (_, _, seen) =
+        fails_within_the_pushgateway_bound(event_run, hang, &parts, "a hung push").await;
     let tried = seen.iter().any(|s| s.method == "PUT");
     assert!(tried, "the push was tried: {seen:?}");
 }
@@ -347,7 +350,8 @@ async fn a_pushgateway_stalling_mid_answer_is_a_timeout_not_a_malformed_answer()
     };
     let parts = ["pushgateway", "read groups", "timed out"];
     let (_, error, seen) =
-        fails_within_the_pushgateway_bound(stall, &parts, "a stalled listing").await;
+        fails_within_the_pushgateway_bound(upkeep_event_run, stall, &parts, "a stalled listing")
+            .await;
     assert!(!error.contains("unexpected answer"), "{error}");
     let reads_only = seen.iter().all(|s| s.method == "GET");
     assert!(
@@ -364,7 +368,7 @@ async fn pushgateway_500s_are_retried_within_the_bound_and_leave_no_group() {
     };
     let parts = ["HTTP 500", "gave up after"];
     let (pg, error, seen) =
-        fails_within_the_pushgateway_bound(fail, &parts, "persistent 500s").await;
+        fails_within_the_pushgateway_bound(event_run, fail, &parts, "persistent 500s").await;
     assert!(
         error.starts_with("::error::pushgateway: 1 of 1 groups not pushed; first: push: HTTP 500"),
         "says once which system, then which request: {error}"

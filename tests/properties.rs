@@ -25,7 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dora_action::dora::{self, Deploy, EventKey, History, Status};
 use dora_action::inputs::{Branches, Inputs, Raw};
-use dora_action::pushgateway::group_path;
+use dora_action::sinks::pushgateway::group_path;
 use dora_action::sources::cluster::objects::{Revision, github_repository, parse_revision};
 use dora_action::sources::payload::{self, Observation, Rules};
 use dora_action::{Error, duration};
@@ -1160,7 +1160,7 @@ fn sample_labels_of(group: &dora::Group) -> BTreeMap<String, String> {
 fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(support::Pushgateway::start());
-    let client = dora_action::pushgateway::Pushgateway::new(
+    let client = dora_action::sinks::pushgateway::Pushgateway::new(
         Url::parse(&server.url).unwrap(),
         reqwest::Client::new(),
     );
@@ -1176,11 +1176,11 @@ fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
             let want_series = sample_labels_of(&group);
             rt.block_on(async {
                 client
-                    .put(&job, &group.grouping, &group.exposition, true)
+                    .put(&job, &group.grouping, &group.exposition, Some(true))
                     .await
                     .map_err(|e| TestCaseError::fail(format!("{e}\n{}", group.exposition)))?;
                 let stored = client
-                    .groups()
+                    .groups(&dora::FAMILIES)
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert!(

@@ -10,7 +10,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use dora_action::remote_write::WriteRequest;
+use dora_action::sinks::remote_write::WriteRequest;
 use jiff::Timestamp;
 use prost::Message;
 use serde_json::{Value, json};
@@ -94,11 +94,8 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
 
     let first = leg(&gh, &store.write_url()).run_expecting(0).await;
     first.assert_no_secret(&[GITHUB_TOKEN]);
-    assert!(
-        first.summary.contains("Remote-write to") && first.summary.contains("5 written"),
-        "{}",
-        first.summary
-    );
+    first.assert_summary_says("Remote-write to");
+    first.assert_summary_says("5 written");
 
     // Every run is one series with one sample, at the run's own time.
     let window = 8 * DAY;
@@ -175,16 +172,87 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
 }
 
 #[tokio::test]
+async fn a_rerun_asks_the_store_what_it_holds_and_makes_no_compare_call() {
+    let gh = github().await;
+    let store = Prometheus::receiver("30d").await;
+    let first = leg(&gh, &store.write_url()).run_expecting(0).await;
+    assert_eq!(gh.calls("/compare/").await, 2, "a1…c3 and c3…d4");
+    let derived = format!(
+        "Asked the store what it holds at {}/ (derived from `remote-write-url`",
+        store.write_url().trim_end_matches("/api/v1/write")
+    );
+    first.assert_summary_says(&derived);
+
+    let again = leg(&gh, &store.write_url()).run_expecting(0).await;
+    assert_eq!(
+        gh.calls("/compare/").await,
+        2,
+        "no compare call on the re-run"
+    );
+    assert!(
+        again
+            .summary
+            .contains("0 new, 5 already in the store (left as they were)"),
+        "{}",
+        again.summary
+    );
+    again.assert_summary_says("Remote-write to");
+    again.assert_summary_says("0 written");
+    // The same numbers as the run that recorded them: read back from the store.
+    for output in [
+        "events",
+        "deployments",
+        "failures",
+        "lead-time-seconds",
+        "recovery-seconds",
+    ] {
+        assert_eq!(again.output(output), first.output(output), "{output}");
+    }
+    assert!(again.warning_lines().is_empty(), "{}", again.stdout);
+    again.assert_no_secret(&[GITHUB_TOKEN]);
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_queries_is_a_warning_and_every_event_is_looked_up() {
+    let gh = github().await;
+    let store = Prometheus::receiver("30d").await;
+    let query = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/prom/api/v1/query"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .mount(&query)
+        .await;
+    for _ in 0..2 {
+        let out = leg(&gh, &store.write_url())
+            .input("remote-query-url", &format!("{}/prom", query.uri()))
+            .run_expecting(0)
+            .await;
+        out.the_warning(&["503", "every event is looked up"]);
+        out.assert_summary_says("(`remote-query-url`): no answer");
+    }
+    assert_eq!(
+        gh.calls("/compare/").await,
+        4,
+        "both runs looked every event up"
+    );
+    assert!(
+        query.received_requests().await.unwrap().len() > 2,
+        "retried"
+    );
+}
+
+#[tokio::test]
 async fn a_store_without_an_out_of_order_window_is_named_as_the_cause() {
     let gh = github().await;
     // Something recent first, so the store's head starts now and the week is "too old".
     let store = Prometheus::receiver("0s").await;
-    let recent =
-        dora_action::remote_write::encode(&[vec![dora_action::remote_write::TimeSeries::new(
+    let recent = dora_action::sinks::remote_write::encode(&[vec![
+        dora_action::sinks::remote_write::TimeSeries::new(
             vec![("__name__".into(), "warmup".into())],
             1.0,
             Timestamp::now().as_millisecond(),
-        )]]);
+        ),
+    ]]);
     let answer = reqwest::Client::new()
         .post(store.write_url())
         .header("content-encoding", "snappy")
@@ -403,11 +471,7 @@ async fn an_event_already_stored_costs_no_other_and_server_errors_are_retried() 
         expected,
         "the others were written"
     );
-    assert!(
-        out.summary.contains("4 written (1 already stored)"),
-        "{}",
-        out.summary
-    );
+    out.assert_summary_says("4 written (1 already stored)");
     // 1 refused (503) + 1 whole batch + the halving down to run 8102 alone.
     let seen = store.seen();
     assert!(

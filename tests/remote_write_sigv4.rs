@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use dora_action::aws::{Credentials, sigv4_headers};
-use dora_action::remote_write::{PROTOCOL_HEADERS, TimeSeries, encode};
+use dora_action::sinks::remote_write::{PROTOCOL_HEADERS, TimeSeries, encode};
 use support::botocore::{self, signing_time};
 
 fn botocore(creds: &Credentials, region: &str, url: &str, body: &[u8]) -> BTreeMap<String, String> {

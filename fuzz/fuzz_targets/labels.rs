@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dora_action::dora::{self, Deploy, EventKey, History, Status};
-use dora_action::pushgateway::group_path;
+use dora_action::sinks::pushgateway::group_path;
 use libfuzzer_sys::fuzz_target;
 
 /// `metrics/<name>[@base64]/<value>/...` back to labels, as Pushgateway 1.5 does.

@@ -6,7 +6,7 @@
 use dora_action::dora;
 use dora_action::inputs::Branches;
 use dora_action::sources::payload::{self, Observation, Rules};
-use dora_action::pushgateway::group_path;
+use dora_action::sinks::pushgateway::group_path;
 use libfuzzer_sys::fuzz_target;
 
 fn check(observation: Result<Observation, String>) {

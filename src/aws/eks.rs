@@ -71,15 +71,13 @@ fn error_type(headers: &reqwest::header::HeaderMap, body: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The `message` (or `Message`) of an AWS error answer, else the start of its body.
 fn error_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
+    let message =
+        |v: serde_json::Value| Some(v.get("message").or(v.get("Message"))?.as_str()?.to_string());
+    serde_json::from_str(body)
         .ok()
-        .and_then(|v| {
-            v.get("message")
-                .or_else(|| v.get("Message"))
-                .and_then(|m| m.as_str())
-                .map(String::from)
-        })
+        .and_then(message)
         .unwrap_or_else(|| body.trim().chars().take(300).collect())
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{
-    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    SignableBody, SignableRequest, SignatureLocation, SigningInstructions, SigningSettings, sign,
 };
 use aws_sigv4::sign::v4;
 use base64::Engine;
@@ -41,23 +41,22 @@ pub fn eks_token(
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(Duration::from_secs(60));
-    let identity = creds.identity();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("sts")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}").into()))?
-        .into();
     let headers = [("host", host.as_str()), ("x-k8s-aws-id", cluster)];
-    let signable =
-        SignableRequest::new("GET", &base, headers.into_iter(), SignableBody::Bytes(&[]))
-            .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}").into()))?;
-    let (instructions, signature) = sign(signable, &params)
-        .map_err(|e| Error::Aws(format!("cannot sign the EKS token: {e}").into()))?
-        .into_parts();
+    let request = Request {
+        method: "GET",
+        url: &base,
+        headers: &headers,
+        body: &[],
+    };
+    let (instructions, signature) = sign_request(
+        creds,
+        region,
+        "sts",
+        time,
+        settings,
+        request,
+        "the EKS token",
+    )?;
     // botocore's order: the auth parameters, the session token, then the signature last.
     let mut url = base;
     for (name, value) in instructions
@@ -86,32 +85,62 @@ pub fn sigv4_headers(
     body: &[u8],
     time: SystemTime,
 ) -> Result<Vec<(String, String)>> {
-    let failed =
-        |e: &dyn fmt::Display| Error::Aws(format!("cannot sign the {service} request: {e}").into());
+    let request = Request {
+        method,
+        url,
+        headers,
+        body,
+    };
+    let what = format!("the {service} request");
+    let settings = SigningSettings::default();
+    let (instructions, _) = sign_request(creds, region, service, time, settings, request, &what)?;
+    Ok(instructions
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect())
+}
+
+/// What SigV4 reads of a request.
+struct Request<'a> {
+    method: &'a str,
+    url: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+}
+
+/// Signs `request` as `service` in `region` at `time`, the way `settings`
+/// say: the signing instructions (headers or query parameters) and the
+/// signature. A failure is an AWS error saying `what` could not be signed.
+fn sign_request(
+    creds: &Credentials,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+    settings: SigningSettings,
+    request: Request<'_>,
+    what: &str,
+) -> Result<(SigningInstructions, String)> {
+    let failed = |e: &dyn fmt::Display| Error::Aws(format!("cannot sign {what}: {e}").into());
     let identity = creds.identity();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
         .name(service)
         .time(time)
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .map_err(|e| failed(&e))?
         .into();
     let signable = SignableRequest::new(
-        method,
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
+        request.method,
+        request.url,
+        request.headers.iter().copied(),
+        SignableBody::Bytes(request.body),
     )
     .map_err(|e| failed(&e))?;
-    let (instructions, _) = sign(signable, &params)
+    Ok(sign(signable, &params)
         .map_err(|e| failed(&e))?
-        .into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect())
+        .into_parts())
 }
 
 #[cfg(test)]

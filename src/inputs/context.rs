@@ -148,14 +148,11 @@ fn cluster_name_required(asked: Mode, event_name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::owned;
     use super::*;
 
     fn runner(vars: &[(&str, &str)]) -> Runner {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Runner::from_env(&vars).expect("runner context")
+        Runner::from_env(&owned(vars)).expect("runner context")
     }
 
     fn inputs(vars: &[(&str, &str)]) -> Inputs {
@@ -169,6 +166,12 @@ mod tests {
 
     fn mode(event: &str, vars: &[(&str, &str)]) -> Mode {
         resolved(event, vars).expect("resolves").mode
+    }
+
+    /// The mode of a run triggered by `event` in the repository `o/r`.
+    fn mode_in_a_repository(event: &str, vars: &[(&str, &str)]) -> Mode {
+        let run = runner(&[("GITHUB_EVENT_NAME", event), ("GITHUB_REPOSITORY", "o/r")]);
+        resolve(&inputs(vars), &run).expect("resolves").mode
     }
 
     fn refusal(event: &str, vars: &[(&str, &str)]) -> String {
@@ -241,11 +244,7 @@ mod tests {
     #[test]
     fn auto_reads_workflow_history_when_workflows_are_named() {
         let vars = [PUSHGATEWAY, ("INPUT_WORKFLOWS", "deploy.yml")];
-        let run = runner(&[
-            ("GITHUB_EVENT_NAME", "schedule"),
-            ("GITHUB_REPOSITORY", "o/r"),
-        ]);
-        assert_eq!(resolve(&inputs(&vars), &run).unwrap().mode, Mode::Workflows);
+        assert_eq!(mode_in_a_repository("schedule", &vars), Mode::Workflows);
     }
 
     #[test]
@@ -269,11 +268,7 @@ mod tests {
             ("INPUT_WORKFLOWS", "deploy.yml"),
             PUSHGATEWAY,
         ];
-        let run = runner(&[
-            ("GITHUB_EVENT_NAME", "workflow_run"),
-            ("GITHUB_REPOSITORY", "o/r"),
-        ]);
-        assert_eq!(resolve(&inputs(&vars), &run).unwrap().mode, Mode::Workflows);
+        assert_eq!(mode_in_a_repository("workflow_run", &vars), Mode::Workflows);
     }
 
     #[test]

@@ -68,17 +68,15 @@ pub struct Raw {
     pub remote_write_bearer_token: Option<String>,
     pub remote_write_username: Option<String>,
     pub remote_write_password: Option<String>,
+    pub remote_query_url: Option<String>,
 }
 
 impl Raw {
     /// Reads the `INPUT_*` pairs of an environment: values trimmed, empty
     /// values dropped (GitHub passes an unset optional input as empty).
-    pub fn from_env<I, K, V>(vars: I) -> Result<Raw>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
+    pub fn from_env<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Raw> {
         let pairs = vars.into_iter().filter_map(|(k, v)| {
             let v: String = v.into();
             let v = v.trim();
@@ -166,6 +164,29 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 pub struct RemoteWriteTarget {
     pub url: Url,
     pub auth: RemoteAuth,
+    /// The same store's query API, when known (`remote-query-url`).
+    pub query: Option<QueryTarget>,
+}
+
+/// The base URL of a store's Prometheus query API (`{url}api/v1/query`), and
+/// where it came from, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryTarget {
+    pub url: Url,
+    pub source: QuerySource,
+}
+
+/// Where [`QueryTarget::url`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuerySource {
+    /// The `remote-query-url` input.
+    Input,
+    /// `remote-write-url` is an Amazon Managed Service for Prometheus
+    /// workspace's: its query API is the workspace URL.
+    AmpWorkspace,
+    /// `remote-write-url` ends in `/api/v1/write` (Prometheus, VictoriaMetrics):
+    /// the query API is what comes before.
+    WritePath,
 }
 
 /// `remote-write-auth`, resolved: `auto` has become one of these.
@@ -224,12 +245,9 @@ pub struct Inputs {
 
 impl Inputs {
     /// Reads and validates the inputs from environment pairs.
-    pub fn from_env<I, K, V>(vars: I) -> Result<Inputs>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
+    pub fn from_env<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Inputs> {
         Inputs::parse(Raw::from_env(vars)?)
     }
 
@@ -305,6 +323,7 @@ impl Inputs {
                 raw.remote_write_bearer_token,
                 raw.remote_write_username,
                 raw.remote_write_password,
+                raw.remote_query_url,
             )?,
         };
         inputs.check_supported()?;
@@ -360,14 +379,46 @@ mod tests {
 
     use super::*;
 
+    /// Literal pairs as the owned pairs an environment gives.
+    pub(super) fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     pub(super) fn parse(pairs: &[(&str, &str)]) -> Result<Inputs> {
-        Inputs::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Inputs::from_env(owned(pairs))
     }
 
     pub(super) fn error(pairs: &[(&str, &str)]) -> String {
         parse(pairs)
             .expect_err("expected an input error")
             .to_string()
+    }
+
+    /// What an error message must be: all of it, how it starts, or a part of it.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) enum Says {
+        Exactly(&'static str),
+        StartsWith(&'static str),
+        Contains(&'static str),
+    }
+
+    /// Environment pairs and what the error they give says.
+    pub(super) type Case<'a> = (&'a [(&'a str, &'a str)], Says);
+
+    /// For each case, the error its pairs give says what the case expects;
+    /// a failure names the case's pairs.
+    pub(super) fn assert_errors(cases: &[Case]) {
+        for (pairs, says) in cases {
+            let e = error(pairs);
+            match says {
+                Says::Exactly(m) => assert_eq!(e, *m, "{pairs:?}"),
+                Says::StartsWith(m) => assert!(e.starts_with(m), "{pairs:?}: {e}"),
+                Says::Contains(m) => assert!(e.contains(m), "{pairs:?}: {e}"),
+            }
+        }
     }
 
     /// `input `name`:` for each bad value, or a message naming what did not fail.
@@ -444,13 +495,12 @@ mod tests {
 
     #[test]
     fn other_variables_are_ignored() {
-        let i = parse(&[
+        let not_inputs = [
             ("GITHUB_TOKEN", "x"),
             ("INPUTX_MODE", "bogus"),
             ("input_mode", "bogus"),
-        ])
-        .unwrap();
-        assert_eq!(i.mode, Mode::Auto);
+        ];
+        assert_eq!(parse(&not_inputs).unwrap().mode, Mode::Auto);
     }
 
     #[test]
@@ -464,17 +514,12 @@ mod tests {
 
     #[test]
     fn aws_inputs_need_a_cluster() {
-        assert!(
-            error(&[("INPUT_AWS-REGION", "eu-west-1")])
-                .contains("only used with `cluster-name` or SigV4")
-        );
-        assert!(
-            error(&[(
-                "INPUT_ROLE-TO-ASSUME",
-                "arn:aws:iam::123456789012:role/dora"
-            )])
-            .starts_with("input `role-to-assume`: is only used")
-        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[("INPUT_AWS-REGION", "eu-west-1")], Says::Contains("only used with `cluster-name` or SigV4")),
+            (&[("INPUT_ROLE-TO-ASSUME", "arn:aws:iam::123456789012:role/dora")], Says::StartsWith("input `role-to-assume`: is only used")),
+        ];
+        assert_errors(cases);
         let i = parse(&[
             ("INPUT_CLUSTER-NAME", "prod-eks"),
             ("INPUT_AWS-REGION", "eu-west-1"),

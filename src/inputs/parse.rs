@@ -10,6 +10,15 @@ pub(super) fn invalid(name: &str, value: &str, why: &str) -> Error {
     Error::input(name, format!("invalid value `{value}`: {why}"))
 }
 
+/// `v` itself if `ok`, else the error naming the input and saying `why`.
+fn checked(ok: bool, name: &str, v: &str, why: &str) -> Result<String> {
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(invalid(name, v, why))
+    }
+}
+
 pub(super) fn parse_mode(v: &str) -> Result<Mode> {
     match v {
         "auto" => Ok(Mode::Auto),
@@ -157,14 +166,12 @@ pub(super) fn parse_cluster_name(v: &str) -> Result<String> {
         && v.starts_with(|c: char| c.is_ascii_alphanumeric())
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !ok {
-        return Err(invalid(
-            "cluster-name",
-            v,
-            "an EKS cluster name has 1–100 letters, digits, `-` or `_`",
-        ));
-    }
-    Ok(v.to_string())
+    checked(
+        ok,
+        "cluster-name",
+        v,
+        "an EKS cluster name has 1–100 letters, digits, `-` or `_`",
+    )
 }
 
 pub(super) fn parse_region(v: &str) -> Result<String> {
@@ -177,14 +184,12 @@ pub(super) fn parse_region(v: &str) -> Result<String> {
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && v.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
-        return Err(invalid(
-            "aws-region",
-            v,
-            "expected an AWS region such as `eu-west-1`",
-        ));
-    }
-    Ok(v.to_string())
+    checked(
+        ok,
+        "aws-region",
+        v,
+        "expected an AWS region such as `eu-west-1`",
+    )
 }
 
 pub(super) fn parse_role_arn(v: &str) -> Result<String> {
@@ -207,14 +212,12 @@ pub(super) fn parse_role_arn(v: &str) -> Result<String> {
         && parts[5]
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
-    if !ok {
-        return Err(invalid(
-            "role-to-assume",
-            v,
-            "expected an IAM role ARN such as `arn:aws:iam::123456789012:role/dora`",
-        ));
-    }
-    Ok(v.to_string())
+    checked(
+        ok,
+        "role-to-assume",
+        v,
+        "expected an IAM role ARN such as `arn:aws:iam::123456789012:role/dora`",
+    )
 }
 
 /// A comma- or newline-separated list; blanks between separators are ignored.
@@ -274,7 +277,8 @@ pub(super) fn parse_namespaces(v: &str) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_refused, error, parse};
+    use super::super::tests::Says::{Contains, Exactly, StartsWith};
+    use super::super::tests::{Case, assert_errors, assert_refused, error, parse};
     use super::*;
     use crate::inputs::Branches;
 
@@ -430,60 +434,29 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_input_and_the_value() {
-        assert_eq!(
-            error(&[("INPUT_MODE", "deploy")]),
-            "input `mode`: invalid value `deploy`: expected one of auto, event, workflows, cluster"
-        );
-        assert!(
-            error(&[("INPUT_DRY-RUN", "yes")]).starts_with("input `dry-run`: invalid value `yes`")
-        );
-        assert!(
-            error(&[("INPUT_FAIL-ON-ERROR", "1")])
-                .starts_with("input `fail-on-error`: invalid value `1`")
-        );
-        assert!(
-            error(&[("INPUT_PUSHGATEWAY-URL", "localhost:9091")])
-                .starts_with("input `pushgateway-url`: invalid value `localhost:9091`")
-        );
-        assert!(error(&[("INPUT_PUSHGATEWAY-URL", "ftp://h/")]).contains("http:// or https://"));
-        assert!(error(&[("INPUT_PUSHGATEWAY-URL", "http://h/?a=b")]).contains("query"));
-        assert!(
-            error(&[("INPUT_RETENTION", "90")])
-                .starts_with("input `retention`: invalid value `90`")
-        );
-        assert!(error(&[("INPUT_LOOKBACK", "0")]).contains("longer than zero"));
-        assert!(error(&[("INPUT_LOOKBACK", "3y")]).starts_with("input `lookback`"));
-        assert!(
-            error(&[("INPUT_PUSHGATEWAY-SERVICE", "pushgateway:9091")])
-                .starts_with("input `pushgateway-service`")
-        );
-        assert!(
-            error(&[("INPUT_PUSHGATEWAY-SERVICE", "obs/pg:0")])
-                .starts_with("input `pushgateway-service`")
-        );
-        assert!(
-            error(&[("INPUT_KUSTOMIZATIONS", "apps")])
-                .starts_with("input `kustomizations`: invalid value `apps`")
-        );
-        assert!(
-            error(&[("INPUT_KUSTOMIZATIONS", "*, flux-system/apps")])
-                .contains("`*` already means all")
-        );
-        assert!(error(&[("INPUT_CANARY-NAMESPACES", "prod,Bad_NS")]).contains("`Bad_NS`"));
-        assert!(error(&[("INPUT_DEPLOY-BRANCHES", " , ,")]).contains("the list is empty"));
-        assert!(error(&[("INPUT_ENVIRONMENT", "a\u{7}b")]).contains("control characters"));
-        assert!(
-            error(&[("INPUT_CLUSTER-NAME", "my cluster")])
-                .starts_with("input `cluster-name`: invalid value")
-        );
-        assert!(
-            error(&[("INPUT_AWS-REGION", "Europe")])
-                .starts_with("input `aws-region`: invalid value")
-        );
-        assert!(
-            error(&[("INPUT_ROLE-TO-ASSUME", "dora-role")])
-                .starts_with("input `role-to-assume`: invalid value")
-        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[("INPUT_MODE", "deploy")], Exactly("input `mode`: invalid value `deploy`: expected one of auto, event, workflows, cluster")),
+            (&[("INPUT_DRY-RUN", "yes")], StartsWith("input `dry-run`: invalid value `yes`")),
+            (&[("INPUT_FAIL-ON-ERROR", "1")], StartsWith("input `fail-on-error`: invalid value `1`")),
+            (&[("INPUT_PUSHGATEWAY-URL", "localhost:9091")], StartsWith("input `pushgateway-url`: invalid value `localhost:9091`")),
+            (&[("INPUT_PUSHGATEWAY-URL", "ftp://h/")], Contains("http:// or https://")),
+            (&[("INPUT_PUSHGATEWAY-URL", "http://h/?a=b")], Contains("query")),
+            (&[("INPUT_RETENTION", "90")], StartsWith("input `retention`: invalid value `90`")),
+            (&[("INPUT_LOOKBACK", "0")], Contains("longer than zero")),
+            (&[("INPUT_LOOKBACK", "3y")], StartsWith("input `lookback`")),
+            (&[("INPUT_PUSHGATEWAY-SERVICE", "pushgateway:9091")], StartsWith("input `pushgateway-service`")),
+            (&[("INPUT_PUSHGATEWAY-SERVICE", "obs/pg:0")], StartsWith("input `pushgateway-service`")),
+            (&[("INPUT_KUSTOMIZATIONS", "apps")], StartsWith("input `kustomizations`: invalid value `apps`")),
+            (&[("INPUT_KUSTOMIZATIONS", "*, flux-system/apps")], Contains("`*` already means all")),
+            (&[("INPUT_CANARY-NAMESPACES", "prod,Bad_NS")], Contains("`Bad_NS`")),
+            (&[("INPUT_DEPLOY-BRANCHES", " , ,")], Contains("the list is empty")),
+            (&[("INPUT_ENVIRONMENT", "a\u{7}b")], Contains("control characters")),
+            (&[("INPUT_CLUSTER-NAME", "my cluster")], StartsWith("input `cluster-name`: invalid value")),
+            (&[("INPUT_AWS-REGION", "Europe")], StartsWith("input `aws-region`: invalid value")),
+            (&[("INPUT_ROLE-TO-ASSUME", "dora-role")], StartsWith("input `role-to-assume`: invalid value")),
+        ];
+        assert_errors(cases);
     }
 
     #[test]
@@ -619,32 +592,41 @@ mod tests {
     #[test]
     fn aws_inputs_that_are_not_aws_names_are_refused() {
         let cluster = ("INPUT_CLUSTER-NAME", "prod");
-        for region in [
-            "---",
-            "a--1",
-            "eu-west-",
-            "-eu-west-1",
-            "eu-west-x",
-            "1u-west-1",
-            "eu-west-1.evil.com",
-        ] {
-            let e = error(&[cluster, ("INPUT_AWS-REGION", region)]);
-            assert!(e.starts_with("input `aws-region`"), "{region}: {e}");
+        let refused: [(&str, &[&str]); 2] = [
+            (
+                "aws-region",
+                &[
+                    "---",
+                    "a--1",
+                    "eu-west-",
+                    "-eu-west-1",
+                    "eu-west-x",
+                    "1u-west-1",
+                    "eu-west-1.evil.com",
+                ],
+            ),
+            (
+                "role-to-assume",
+                &[
+                    "arn:aws:iam::123456789012:role/a b",
+                    "arn:aws:iam::123456789012:role/a\nb",
+                    "arn:aws:iam::123456789012:role/a?b",
+                    "arn:aws:iam::123456789012:role/",
+                    "arn:aws:iam::123456789012:role/path/",
+                    "arn:aws:iam:eu-west-1:123456789012:role/dora",
+                    "arn::iam::123456789012:role/dora",
+                    "arn:AWS:iam::123456789012:role/dora",
+                ],
+            ),
+        ];
+        for (name, values) in refused {
+            let key = format!("INPUT_{}", name.to_uppercase());
+            for value in values {
+                let e = error(&[cluster, (&key, value)]);
+                assert!(e.starts_with(&format!("input `{name}`")), "{value}: {e}");
+            }
         }
         assert!(parse(&[cluster, ("INPUT_AWS-REGION", "us-gov-west-1")]).is_ok());
-        for arn in [
-            "arn:aws:iam::123456789012:role/a b",
-            "arn:aws:iam::123456789012:role/a\nb",
-            "arn:aws:iam::123456789012:role/a?b",
-            "arn:aws:iam::123456789012:role/",
-            "arn:aws:iam::123456789012:role/path/",
-            "arn:aws:iam:eu-west-1:123456789012:role/dora",
-            "arn::iam::123456789012:role/dora",
-            "arn:AWS:iam::123456789012:role/dora",
-        ] {
-            let e = error(&[cluster, ("INPUT_ROLE-TO-ASSUME", arn)]);
-            assert!(e.starts_with("input `role-to-assume`"), "{arn}: {e}");
-        }
         assert!(
             parse(&[
                 cluster,

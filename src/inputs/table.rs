@@ -42,117 +42,31 @@ const fn input(
 /// the drift test holds against `action.yml` (names and defaults) and
 /// against [`Raw`](super::Raw), the struct the parser reads (a unit test
 /// checks they name the same inputs). A new input left out of it fails those tests.
+#[rustfmt::skip]
 pub const INPUTS: &[InputSpec] = &[
-    input(
-        "mode",
-        Some(defaults::MODE),
-        "event | workflows | cluster | auto",
-    ),
-    input(
-        "cluster-name",
-        None,
-        "EKS cluster to check first and reach the Pushgateway through",
-    ),
-    input(
-        "aws-region",
-        None,
-        "AWS region (default AWS_REGION, then AWS_DEFAULT_REGION)",
-    ),
-    input(
-        "role-to-assume",
-        None,
-        "IAM role ARN to assume with the job's GitHub OIDC token",
-    ),
-    input(
-        "pushgateway-url",
-        None,
-        "Pushgateway base URL (else the in-cluster service)",
-    ),
-    input(
-        "pushgateway-service",
-        Some(defaults::PUSHGATEWAY_SERVICE),
-        "in-cluster Pushgateway as namespace/name:port; `none`: no Pushgateway",
-    ),
-    input(
-        "job",
-        Some(defaults::JOB),
-        "Pushgateway `job` label of every group written and pruned",
-    ),
-    input(
-        "environment",
-        None,
-        "`environment` label (default the cluster name, else `default`)",
-    ),
-    input(
-        "deploy-branches",
-        None,
-        "branches whose runs are deployments (default the default branch)",
-    ),
-    input(
-        "workflows",
-        None,
-        "workflow files or ids whose runs `workflows` mode records",
-    ),
-    input(
-        "lookback",
-        Some(defaults::LOOKBACK),
-        "how far back `workflows` mode reads, e.g. 30d, 12h",
-    ),
-    input(
-        "kustomizations",
-        Some(defaults::KUSTOMIZATIONS),
-        "Flux Kustomizations as namespace/name; `*` = all",
-    ),
-    input(
-        "canary-namespaces",
-        None,
-        "namespaces whose Flagger Canaries are read (default all)",
-    ),
-    input(
-        "retention",
-        Some(defaults::RETENTION),
-        "prune this job's groups older than this; `0` keeps all",
-    ),
-    input(
-        "github-token",
-        None,
-        "token for GitHub REST (action.yml: the job's token)",
-    ),
-    input(
-        "dry-run",
-        Some(defaults::DRY_RUN),
-        "`true`: push nothing, print the exposition",
-    ),
-    input(
-        "fail-on-error",
-        Some(defaults::FAIL_ON_ERROR),
-        "`false`: delivery failures are warnings",
-    ),
-    input(
-        "remote-write-url",
-        None,
-        "Prometheus remote-write endpoint of a durable store",
-    ),
-    input(
-        "remote-write-auth",
-        Some(defaults::REMOTE_WRITE_AUTH),
-        "auto | none | bearer | basic | sigv4",
-    ),
-    input(
-        "remote-write-bearer-token",
-        None,
-        "bearer token for remote-write (masked)",
-    ),
-    input(
-        "remote-write-username",
-        None,
-        "basic-auth username for remote-write",
-    ),
-    input(
-        "remote-write-password",
-        None,
-        "basic-auth password for remote-write (masked)",
-    ),
+    input("mode", Some(defaults::MODE), "event | workflows | cluster | auto"),
+    input("cluster-name", None, "EKS cluster to check first and reach the Pushgateway through"),
+    input("aws-region", None, "AWS region (default AWS_REGION, then AWS_DEFAULT_REGION)"),
+    input("role-to-assume", None, "IAM role ARN to assume with the job's GitHub OIDC token"),
+    input("pushgateway-url", None, "Pushgateway base URL (else the in-cluster service)"),
+    input("pushgateway-service", Some(defaults::PUSHGATEWAY_SERVICE), "in-cluster Pushgateway as namespace/name:port; `none`: no Pushgateway"),
+    input("job", Some(defaults::JOB), "Pushgateway `job` label of every group written and pruned"),
+    input("environment", None, "`environment` label (default the cluster name, else `default`)"),
+    input("deploy-branches", None, "branches whose runs are deployments (default the default branch)"),
+    input("workflows", None, "workflow files or ids whose runs `workflows` mode records"),
+    input("lookback", Some(defaults::LOOKBACK), "how far back `workflows` mode reads, e.g. 30d, 12h"),
+    input("kustomizations", Some(defaults::KUSTOMIZATIONS), "Flux Kustomizations as namespace/name; `*` = all"),
+    input("canary-namespaces", None, "namespaces whose Flagger Canaries are read (default all)"),
+    input("retention", Some(defaults::RETENTION), "prune this job's groups older than this; `0` keeps all"),
+    input("github-token", None, "token for GitHub REST (action.yml: the job's token)"),
+    input("dry-run", Some(defaults::DRY_RUN), "`true`: push nothing, print the exposition"),
+    input("fail-on-error", Some(defaults::FAIL_ON_ERROR), "`false`: delivery failures are warnings"),
+    input("remote-write-url", None, "Prometheus remote-write endpoint of a durable store"),
+    input("remote-write-auth", Some(defaults::REMOTE_WRITE_AUTH), "auto | none | bearer | basic | sigv4"),
+    input("remote-write-bearer-token", None, "bearer token for remote-write (masked)"),
+    input("remote-write-username", None, "basic-auth username for remote-write"),
+    input("remote-write-password", None, "basic-auth password for remote-write (masked)"),
+    input("remote-query-url", None, "the store's Prometheus query API (default: derived from remote-write-url)"),
 ];
 
 /// The input list of `--help`, one line per entry of [`INPUTS`]: `INPUT_`

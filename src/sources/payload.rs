@@ -488,32 +488,24 @@ mod tests {
 
     #[test]
     fn missing_fields_are_named() {
-        let e = observe(
-            "workflow_run",
-            &with(run_payload(), "workflow_run.updated_at", Value::Null),
-        )
-        .unwrap_err();
-        assert_eq!(e, "field `workflow_run.updated_at` is missing");
-        let e = observe(
-            "workflow_run",
-            &with(run_payload(), "workflow_run.updated_at", json!("yesterday")),
-        )
-        .unwrap_err();
+        // The error of the run payload with `field` set to `value` (null: removed).
+        let refused = |field: &str, value: Value| {
+            observe("workflow_run", &with(run_payload(), field, value)).unwrap_err()
+        };
+        assert_eq!(
+            refused("workflow_run.updated_at", Value::Null),
+            "field `workflow_run.updated_at` is missing"
+        );
+        let e = refused("workflow_run.updated_at", json!("yesterday"));
         assert!(
             e.contains("`workflow_run.updated_at` is not an RFC 3339 time"),
             "{e}"
         );
-        let e = observe(
-            "workflow_run",
-            &with(run_payload(), "workflow_run.head_sha", json!("")),
-        )
-        .unwrap_err();
-        assert_eq!(e, "field `workflow_run.head_sha` is empty");
-        let e = observe(
-            "workflow_run",
-            &with(run_payload(), "workflow_run.id", json!("x")),
-        )
-        .unwrap_err();
+        assert_eq!(
+            refused("workflow_run.head_sha", json!("")),
+            "field `workflow_run.head_sha` is empty"
+        );
+        let e = refused("workflow_run.id", json!("x"));
         assert!(
             e.starts_with("field `workflow_run.id` is not a positive integer"),
             "{e}"

@@ -107,6 +107,13 @@ impl Action {
         self.event(name, &super::fixtures::fixture(&format!("{name}/{file}")))
     }
 
+    /// A `workflow_run` event: the success fixture with run id `id` (see
+    /// [`super::fixtures::success_with_run_id`]).
+    pub fn with_run_id(self, id: u64) -> Self {
+        let payload = super::fixtures::success_with_run_id(self.dir(), id);
+        self.event("workflow_run", &payload)
+    }
+
     /// A `schedule` event (cron `cron`) of `octo-org/shop`, whose payload
     /// carries the repository and its default branch `main`, written to
     /// this run's dir.
@@ -389,6 +396,11 @@ impl Outcome {
             .get(name)
             .map(String::as_str)
             .unwrap_or_else(|| panic!("no output {name:?}; outputs: {:#?}", self.outputs))
+    }
+
+    /// Panics, showing the summary, unless it contains `text`.
+    pub fn assert_summary_says(&self, text: &str) {
+        assert!(self.summary.contains(text), "{}", self.summary);
     }
 
     /// The outputs `events`, `deployments` and `failures`.

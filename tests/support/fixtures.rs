@@ -31,6 +31,16 @@ pub fn fixture_run() -> Value {
     fixture_json("workflow_run/success.json")["workflow_run"].clone()
 }
 
+/// The `workflow_run/success.json` payload with run id `id`, written to
+/// `dir`: e.g. run 7008, an upkeep event (`dora::plan::upkeep_due`).
+pub fn success_with_run_id(dir: &Path, id: u64) -> PathBuf {
+    let mut payload = fixture_json("workflow_run/success.json");
+    payload["workflow_run"]["id"] = json!(id);
+    let path = dir.join(format!("run-{id}.json"));
+    std::fs::write(&path, payload.to_string()).expect("write the payload");
+    path
+}
+
 /// One fixed, whole-second "now" for the whole test binary: times built at
 /// different moments must differ by exactly what they say.
 pub fn test_now() -> jiff::Timestamp {

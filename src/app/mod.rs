@@ -2,7 +2,15 @@
 //! inputs and the payload decide before any call) → [`connect`] (the
 //! clients context) → [`run`]: the sources collect events, the stored
 //! groups say which are new, the sinks record them, the report says what
-//! happened. The only module that decides what happens in which order.
+//! happened. The only module that decides what happens in which order:
+//! `collect` runs the sources, `record` reads what is stored, plans and
+//! delivers.
+
+mod collect;
+mod record;
+
+use collect::{Collected, collect};
+use record::{Read, print, record, retention};
 
 use jiff::Timestamp;
 use reqwest::Url;
@@ -11,12 +19,9 @@ use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
-use crate::pushgateway::{Listing, Pushgateway};
 use crate::report::Report;
-use crate::run::{deliver, group_header};
-use crate::sources::cluster;
+use crate::sinks::pushgateway::Pushgateway;
 use crate::sources::payload::{self, Observation, Rules};
-use crate::sources::{event, lookups, workflows};
 use crate::{Error, Result};
 
 /// The whole action, from environment pairs to an exit code. Every failure
@@ -246,28 +251,12 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
 
 /// Why an event would be pruned by the same run that records it, if it would.
 fn pruned_at_once(inputs: &Inputs, d: &dora::Deploy, now: Timestamp) -> Option<String> {
-    // `retention` prunes the Pushgateway; a remote-write store keeps its own.
-    let retention = inputs.retention.filter(|_| inputs.uses_pushgateway())?;
-    (d.time.as_second() < now.as_second() - retention as i64).then(|| {
+    (!retention(inputs).keeps(d.time, now)).then(|| {
         format!(
             "the event ({}) is older than `retention` and would be pruned at once",
             d.time
         )
     })
-}
-
-/// What the sources collected.
-#[derive(Default)]
-struct Collected {
-    deploys: Vec<dora::Deploy>,
-    /// Canary phases: state, replaced every run.
-    phases: Vec<dora::CanaryPhase>,
-    /// A refusal that must fail the run after the other sources' events are delivered.
-    deferred: Option<Error>,
-    /// The stored groups, when the source read them beside its own calls.
-    stored: Option<Result<Listing>>,
-    /// GitHub failures `fail-on-error: false` turned into warnings.
-    failed: Vec<Error>,
 }
 
 /// One run with its clients: collect, record, report.
@@ -310,35 +299,36 @@ pub async fn run(
         report.github_calls = github.calls();
         return Ok(report);
     }
-    let retention = inputs.retention.filter(|_| inputs.uses_pushgateway());
-    if let Some(retention) = retention.filter(|_| mode != Mode::Event) {
-        collected
-            .deploys
-            .retain(|d| d.time.as_second() >= now.as_second() - retention as i64);
+    if mode != Mode::Event {
+        let retention = retention(inputs);
+        collected.deploys.retain(|d| retention.keeps(d.time, now));
     }
     let Collected {
         mut deploys,
         phases,
         deferred,
         stored,
+        upkeep,
         ..
     } = collected;
     if clients.pushgateway.is_none() && clients.remote.is_none() {
-        dry_run(inputs, github, &mut deploys, &phases, &mut report).await;
+        print(inputs, github, &mut deploys, &phases, now, &mut report).await;
     } else {
-        let delivered = deliver(
-            clients.pushgateway.as_ref(),
-            stored,
-            clients.remote.as_ref(),
-            github,
+        let read = Read {
+            done: stored,
+            upkeep,
+        };
+        match record(
             inputs,
+            clients,
             &mut deploys,
-            phases,
+            &phases,
+            read,
             now,
             &mut report,
         )
-        .await;
-        match delivered {
+        .await
+        {
             Ok(()) => {}
             Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
                 actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
@@ -349,113 +339,6 @@ pub async fn run(
     }
     finish(&mut report, deploys, deferred, github.calls());
     Ok(report)
-}
-
-/// Runs the mode's source. Event mode reads the stored groups while it
-/// asks GitHub about the event: the two are independent, and one after
-/// the other they would cost a round trip more (the look-ups are few, the
-/// listing bounded).
-async fn collect(
-    inputs: &Inputs,
-    runner: &Runner,
-    start: (Mode, &str),
-    event: Option<(dora::Deploy, serde_json::Value)>,
-    clients: &Clients,
-    now: Timestamp,
-    warnings: &mut Vec<String>,
-) -> Result<Collected> {
-    let (mode, environment) = start;
-    let github = &clients.github;
-    if let Some((deploy, payload)) = event {
-        let event_name = runner.event_name.as_deref().unwrap_or("");
-        let history =
-            event::event_with_history(github, inputs, deploy, Some(&payload), event_name, warnings);
-        let read = async {
-            match &clients.pushgateway {
-                Some(pushgateway) => Some(pushgateway.listing().await),
-                None => None,
-            }
-        };
-        let (deploys, stored) = tokio::join!(history, read);
-        return Ok(Collected {
-            deploys,
-            stored,
-            ..Collected::default()
-        });
-    }
-    if mode == Mode::Cluster {
-        let client = clients
-            .kube
-            .as_ref()
-            .expect("cluster mode has a cluster (resolve_mode)");
-        let github_host = github_host(&runner.server_url);
-        let scope = cluster::Scope {
-            kustomizations: &inputs.kustomizations,
-            canary_namespaces: &inputs.canary_namespaces,
-            github_host: &github_host,
-            environment,
-        };
-        let read = cluster::cluster_events(client, &scope).await;
-        warnings.extend(read.warnings);
-        return Ok(Collected {
-            deploys: read.events,
-            phases: read.phases,
-            deferred: read.refusal,
-            ..Collected::default()
-        });
-    }
-    let repository = runner
-        .env
-        .get("GITHUB_REPOSITORY")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let default_branch = payload::payload_default_branch(runner.event_path.as_deref());
-    let rules = Rules {
-        deploy_branches: &inputs.deploy_branches,
-        environment,
-    };
-    let (deploys, failed) = workflows::workflow_history(
-        github,
-        inputs,
-        repository,
-        default_branch,
-        &rules,
-        now,
-        warnings,
-    )
-    .await?;
-    Ok(Collected {
-        deploys,
-        failed,
-        ..Collected::default()
-    })
-}
-
-/// No sink (a dry run): the events completed as a real run would, printed
-/// as the groups a real run would push.
-async fn dry_run(
-    inputs: &Inputs,
-    github: &crate::github::GitHub,
-    deploys: &mut [dora::Deploy],
-    phases: &[dora::CanaryPhase],
-    report: &mut Report,
-) {
-    let all_new = vec![true; deploys.len()];
-    lookups::complete(github, deploys, &[], &all_new, &mut report.warnings).await;
-    report.canary_phases = phases.len();
-    let groups: Vec<dora::Group> = deploys
-        .iter()
-        .map(dora::deploy_group)
-        .chain(phases.iter().map(dora::CanaryPhase::group))
-        .collect();
-    let text: String = groups
-        .iter()
-        .map(|g| format!("{}\n{}", group_header(&inputs.job, g), g.exposition))
-        .collect::<Vec<_>>()
-        .join("\n");
-    actions::print(&text);
-    report.new_events = deploys.len();
-    report.exposition = Some(text);
 }
 
 /// The end of a run that recorded: the warnings shown, what was recorded kept.
@@ -486,13 +369,4 @@ pub fn skip(mut report: Report, reason: String) -> Report {
     actions::notice(&format!("nothing recorded: {reason}"));
     report.skipped = Some(reason);
     report
-}
-
-/// Host of the GitHub server (`GITHUB_SERVER_URL`), which a Flux
-/// GitRepository URL must name to be one of this server's repositories.
-fn github_host(server_url: &str) -> String {
-    Url::parse(server_url)
-        .ok()
-        .and_then(|u| u.host_str().map(String::from))
-        .unwrap_or_else(|| "github.com".into())
 }
