@@ -68,6 +68,12 @@ pub struct Report {
     pub refusal: Option<String>,
     /// What remote-write did, when `remote-write-url` is set (not in a dry run).
     pub remote_write: Option<RemoteWriteState>,
+    /// Incidents recorded or updated by this run, each with its link.
+    pub incidents: Vec<crate::dora::incident::Pinned>,
+    /// Issues that are no incidents any more, whose groups were deleted.
+    pub withdrawn: Vec<crate::dora::incident::Withdrawn>,
+    /// Reverts found in the commits this run's deployments shipped.
+    pub reverts: Vec<crate::dora::revert::Revert>,
 }
 
 /// The remote-write part of a run.
@@ -105,6 +111,7 @@ pub struct Outputs {
     pub failures: String,
     pub lead_time_seconds: String,
     pub recovery_seconds: String,
+    pub incidents: String,
 }
 
 impl Outputs {
@@ -118,6 +125,7 @@ impl Outputs {
             ("failures", &self.failures),
             ("lead-time-seconds", &self.lead_time_seconds),
             ("recovery-seconds", &self.recovery_seconds),
+            ("incidents", &self.incidents),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -154,6 +162,11 @@ impl Report {
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
             recovery_seconds: t.recovery_median.map(|s| s.to_string()).unwrap_or_default(),
+            incidents: if self.failure.is_some() {
+                "0".into()
+            } else {
+                self.incidents.len().to_string()
+            },
         }
     }
 
@@ -542,7 +555,8 @@ mod tests {
                 "deployments",
                 "failures",
                 "lead-time-seconds",
-                "recovery-seconds"
+                "recovery-seconds",
+                "incidents"
             ]
         );
     }

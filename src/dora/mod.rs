@@ -15,8 +15,10 @@
 pub mod event;
 pub mod group;
 pub mod history;
+pub mod incident;
 pub mod plan;
 pub mod recorded;
+pub mod revert;
 pub mod stats;
 
 pub use event::*;
