@@ -10,12 +10,14 @@ use reqwest::Url;
 use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
+use crate::dora::incident_plan::{self, IncidentPlan};
 use crate::dora::plan::{self, Plan, Retention, Stored};
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
 use crate::report::Report;
 use crate::sinks::pushgateway::{Listing, Pushgateway};
 use crate::sinks::{self, dry_run, pushgateway};
 use crate::sources::cluster;
+use crate::sources::incidents::{self, Observed};
 use crate::sources::payload::{self, Observation, Rules};
 use crate::sources::{event, lookups, workflows};
 use crate::{Error, Result};
@@ -185,6 +187,8 @@ pub struct Start {
     pub report: Report,
     /// Event mode: the payload's deployment and the payload.
     pub event: Option<(dora::Deploy, serde_json::Value)>,
+    /// Event mode on an `issues` event: the incident it records or withdraws.
+    pub issue: Option<Observed>,
 }
 
 /// A run goes on, or ends before any call with this report.
@@ -208,6 +212,9 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         window: (mode == Mode::Workflows).then_some(inputs.lookback),
         ..Report::default()
     };
+    if mode == Mode::Event && event_name == "issues" {
+        return begin_issue(inputs, runner, (mode, environment), report);
+    }
     // Event mode reads its payload before any call: a non-deployment ends the run without one.
     let mut event = None;
     if mode == Mode::Event {
@@ -242,6 +249,38 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         environment,
         report,
         event,
+        issue: None,
+    })))
+}
+
+/// Event mode on an `issues` event: the incident it records or withdraws
+/// (a payload without what an issue must have fails the run, naming the
+/// field; an event that is no incident's ends it).
+fn begin_issue(
+    inputs: &Inputs,
+    runner: &Runner,
+    settings: (Mode, String),
+    report: Report,
+) -> Result<Begun> {
+    let (mode, environment) = settings;
+    let (path, value) = payload::read_payload(runner.event_path.as_deref())?;
+    let labels = &inputs.incident_labels;
+    let observed = incidents::from_event(&value, labels, inputs.incident_repository.as_deref())
+        .map_err(|message| Error::Payload { path, message })?;
+    let issue = match observed {
+        _ if labels.is_empty() => {
+            let reason = "incidents are off (`incident-labels` is empty)".to_string();
+            return Ok(Begun::Skip(Box::new(skip(report, reason))));
+        }
+        Err(reason) => return Ok(Begun::Skip(Box::new(skip(report, reason)))),
+        Ok(issue) => issue,
+    };
+    Ok(Begun::Go(Box::new(Start {
+        mode,
+        environment,
+        report,
+        event: None,
+        issue: Some(issue),
     })))
 }
 
@@ -267,6 +306,18 @@ struct Collected {
     stored: Option<Result<Listing>>,
     /// GitHub failures `fail-on-error: false` turned into warnings.
     failed: Vec<Error>,
+    /// Incidents (and issues that are none any more) the source read.
+    observed: Vec<Observed>,
+}
+
+/// What the sources found besides the events, for [`record`] and [`print`].
+struct Found<'a> {
+    phases: &'a [dora::CanaryPhase],
+    /// The stored groups, when the source read them beside its own calls.
+    stored: Option<Result<Listing>>,
+    observed: Vec<Observed>,
+    /// The run's environment, where an incident without an `environment:` label happened.
+    environment: &'a str,
 }
 
 /// One run with its clients: collect, record, report.
@@ -282,20 +333,31 @@ pub async fn run(
         environment,
         mut report,
         event,
+        issue,
     } = start;
     report.cluster = clients.cluster.clone();
     report.destination = clients.pushgateway.as_ref().map(Pushgateway::display_url);
     let github = &clients.github;
-    let mut collected = collect(
-        inputs,
-        runner,
-        (mode, &environment),
-        event,
-        clients,
-        now,
-        &mut report.warnings,
-    )
-    .await?;
+    let mut collected = match issue {
+        // An `issues` event: the incident, and the stored deployments to pin it on.
+        Some(issue) => Collected {
+            observed: vec![issue],
+            stored: read_stored(clients).await,
+            ..Collected::default()
+        },
+        None => {
+            collect(
+                inputs,
+                runner,
+                (mode, &environment),
+                event,
+                clients,
+                now,
+                &mut report.warnings,
+            )
+            .await?
+        }
+    };
     for e in &collected.failed {
         actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
     }
@@ -318,22 +380,19 @@ pub async fn run(
         phases,
         deferred,
         stored,
+        observed,
         ..
     } = collected;
+    let found = Found {
+        phases: &phases,
+        stored,
+        observed,
+        environment: &environment,
+    };
     if clients.pushgateway.is_none() && clients.remote.is_none() {
-        print(inputs, github, &mut deploys, &phases, now, &mut report).await;
+        print(inputs, github, &mut deploys, found, now, &mut report).await;
     } else {
-        match record(
-            inputs,
-            clients,
-            &mut deploys,
-            &phases,
-            stored,
-            now,
-            &mut report,
-        )
-        .await
-        {
+        match record(inputs, clients, &mut deploys, found, now, &mut report).await {
             Ok(()) => {}
             Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
                 actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
@@ -365,13 +424,7 @@ async fn collect(
         let event_name = runner.event_name.as_deref().unwrap_or("");
         let history =
             event::event_with_history(github, inputs, deploy, Some(&payload), event_name, warnings);
-        let read = async {
-            match &clients.pushgateway {
-                Some(pushgateway) => Some(pushgateway.listing(&dora::FAMILIES).await),
-                None => None,
-            }
-        };
-        let (deploys, stored) = tokio::join!(history, read);
+        let (deploys, stored) = tokio::join!(history, read_stored(clients));
         return Ok(Collected {
             deploys,
             stored,
@@ -409,7 +462,7 @@ async fn collect(
         deploy_branches: &inputs.deploy_branches,
         environment,
     };
-    let (deploys, failed) = workflows::workflow_history(
+    let (deploys, mut failed) = workflows::workflow_history(
         github,
         inputs,
         repository,
@@ -419,11 +472,78 @@ async fn collect(
         warnings,
     )
     .await?;
+    let observed = window_incidents(inputs, runner, github, now, warnings).await;
+    let observed = match observed {
+        Ok(observed) => observed,
+        Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
+            failed.push(e);
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     Ok(Collected {
         deploys,
         failed,
+        observed,
         ..Collected::default()
     })
+}
+
+/// The stored groups, when there is a Pushgateway to read them from.
+async fn read_stored(clients: &Clients) -> Option<Result<Listing>> {
+    match &clients.pushgateway {
+        Some(pushgateway) => Some(pushgateway.listing(&dora::FAMILIES).await),
+        None => None,
+    }
+}
+
+/// Workflows mode: the incidents updated in the lookback window, from
+/// `incident-repository` (default the run's repository); none when
+/// `incident-labels` is empty.
+async fn window_incidents(
+    inputs: &Inputs,
+    runner: &Runner,
+    github: &crate::github::GitHub,
+    now: Timestamp,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Observed>> {
+    let repository = inputs
+        .incident_repository
+        .as_deref()
+        .or(runner.env.get("GITHUB_REPOSITORY").map(String::as_str));
+    let Some(repository) = repository.filter(|_| !inputs.incident_labels.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let since = now
+        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
+        .unwrap_or(now);
+    incidents::listed(github, repository, &inputs.incident_labels, since, warnings).await
+}
+
+/// The incidents' part of the plan: each pinned on this run's deployments
+/// or the stored ones; the reverts this run's deployments shipped.
+fn plan_incidents(
+    inputs: &Inputs,
+    found: Found,
+    deploys: &[dora::Deploy],
+    stored: &Stored,
+    now: Timestamp,
+) -> IncidentPlan {
+    let (mut incidents, mut withdrawn) = (Vec::new(), Vec::new());
+    for o in found.observed {
+        match o {
+            Observed::Incident(i) => incidents.push(i),
+            Observed::Withdrawn(w) => withdrawn.push(w),
+        }
+    }
+    let scope = incident_plan::Scope {
+        job: &inputs.job,
+        environment: found.environment,
+        window: inputs.incident_window,
+        now,
+        retention: retention(inputs),
+    };
+    incident_plan::plan_incidents(incidents, withdrawn, deploys, stored, &scope)
 }
 
 /// `retention`, where it applies: a remote-write store keeps its own.
@@ -439,12 +559,12 @@ async fn record(
     inputs: &Inputs,
     clients: &Clients,
     deploys: &mut [dora::Deploy],
-    phases: &[dora::CanaryPhase],
-    read: Option<Result<Listing>>,
+    mut found: Found<'_>,
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
-    let listing = match (read, &clients.pushgateway) {
+    let phases = found.phases;
+    let listing = match (found.stored.take(), &clients.pushgateway) {
         (Some(read), _) => read?,
         (None, Some(p)) => p.listing(&dora::FAMILIES).await?,
         (None, None) => Listing::default(),
@@ -469,8 +589,10 @@ async fn record(
     .await;
     plan::adopt(deploys, &new, &stored, job);
     let plan = plan::plan(deploys, &new, phases, &stored, job, now, retention(inputs));
+    let incidents = plan_incidents(inputs, found, deploys, &stored, now);
     let (pushgateway, remote) = (clients.pushgateway.as_ref(), clients.remote.as_ref());
-    sinks::deliver(plan, pushgateway, remote, job, now, report).await
+    sinks::deliver(plan, pushgateway, remote, job, now, report).await?;
+    sinks::deliver_incidents(incidents, pushgateway, remote, job, report).await
 }
 
 /// No sink (a dry run): the events completed as a real run would, printed
@@ -479,10 +601,11 @@ async fn print(
     inputs: &Inputs,
     github: &crate::github::GitHub,
     deploys: &mut [dora::Deploy],
-    phases: &[dora::CanaryPhase],
+    found: Found<'_>,
     now: Timestamp,
     report: &mut Report,
 ) {
+    let phases = found.phases;
     let all_new = vec![true; deploys.len()];
     lookups::complete(github, deploys, &[], &all_new, &mut report.warnings).await;
     let nothing = Stored::new(&[]);
@@ -497,7 +620,15 @@ async fn print(
     );
     report.canary_phases = plan.phases.len();
     report.new_events = plan.events.len();
-    report.exposition = Some(dry_run::print(&plan, &inputs.job));
+    let mut exposition = dry_run::print(&plan, &inputs.job);
+    let incidents = plan_incidents(inputs, found, deploys, &nothing, now);
+    if !incidents.events.is_empty() {
+        exposition.push('\n');
+        exposition.push_str(&dry_run::print_incidents(&incidents, &inputs.job));
+    }
+    report.exposition = Some(exposition);
+    report.incidents = incidents.pinned;
+    report.reverts = incidents.reverts;
 }
 
 /// The end of a run that recorded: the warnings shown, what was recorded kept.

@@ -16,6 +16,7 @@ pub mod event;
 pub mod group;
 pub mod history;
 pub mod incident;
+pub mod incident_plan;
 pub mod plan;
 pub mod recorded;
 pub mod revert;

@@ -94,7 +94,7 @@ pub fn resolve(inputs: &Inputs, runner: &Runner) -> Result<Settings> {
 
 /// Which mode a run is in, from the `mode` input and the triggering event.
 fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
-    let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status");
+    let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status" | "issues");
     let mode = match inputs.mode {
         Mode::Auto if is_deploy_event => Mode::Event,
         Mode::Auto if !inputs.workflows.is_empty() => Mode::Workflows,
@@ -109,7 +109,7 @@ fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
             return Err(Error::input(
                 "mode",
                 format!(
-                    "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{event_name}`"
+                    "`event` records `workflow_run`, `deployment_status` and `issues` events; this run was triggered by `{event_name}`"
                 ),
             ));
         }
@@ -279,7 +279,7 @@ mod tests {
         );
         assert_eq!(
             refusal("push", &[("INPUT_MODE", "event"), PUSHGATEWAY]),
-            "input `mode`: `event` records `workflow_run` and `deployment_status` events; this run was triggered by `push`"
+            "input `mode`: `event` records `workflow_run`, `deployment_status` and `issues` events; this run was triggered by `push`"
         );
     }
 
