@@ -10,6 +10,7 @@ use reqwest::Url;
 use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
+use crate::dora::incident::Observed;
 use crate::dora::incident_plan::{self, IncidentPlan};
 use crate::dora::plan::{self, Plan, Retention, Stored};
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
@@ -17,7 +18,7 @@ use crate::report::Report;
 use crate::sinks::pushgateway::{Listing, Pushgateway};
 use crate::sinks::{self, dry_run, pushgateway};
 use crate::sources::cluster;
-use crate::sources::incidents::{self, Observed};
+use crate::sources::incidents;
 use crate::sources::payload::{self, Observation, Rules};
 use crate::sources::{event, lookups, workflows};
 use crate::{Error, Result};
@@ -213,7 +214,14 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         ..Report::default()
     };
     if mode == Mode::Event && event_name == "issues" {
-        return begin_issue(inputs, runner, (mode, environment), report);
+        let start = Start {
+            mode,
+            environment,
+            report,
+            event: None,
+            issue: None,
+        };
+        return begin_issue(inputs, runner, start);
     }
     // Event mode reads its payload before any call: a non-deployment ends the run without one.
     let mut event = None;
@@ -253,35 +261,18 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
     })))
 }
 
-/// Event mode on an `issues` event: the incident it records or withdraws
-/// (a payload without what an issue must have fails the run, naming the
-/// field; an event that is no incident's ends it).
-fn begin_issue(
-    inputs: &Inputs,
-    runner: &Runner,
-    settings: (Mode, String),
-    report: Report,
-) -> Result<Begun> {
-    let (mode, environment) = settings;
-    let (path, value) = payload::read_payload(runner.event_path.as_deref())?;
-    let labels = &inputs.incident_labels;
-    let observed = incidents::from_event(&value, labels, inputs.incident_repository.as_deref())
-        .map_err(|message| Error::Payload { path, message })?;
-    let issue = match observed {
-        _ if labels.is_empty() => {
-            let reason = "incidents are off (`incident-labels` is empty)".to_string();
-            return Ok(Begun::Skip(Box::new(skip(report, reason))));
-        }
-        Err(reason) => return Ok(Begun::Skip(Box::new(skip(report, reason)))),
-        Ok(issue) => issue,
-    };
-    Ok(Begun::Go(Box::new(Start {
-        mode,
-        environment,
-        report,
-        event: None,
-        issue: Some(issue),
-    })))
+/// Event mode on an `issues` event: the incident it records or withdraws,
+/// or (an event that is no incident's) the end of the run.
+fn begin_issue(inputs: &Inputs, runner: &Runner, start: Start) -> Result<Begun> {
+    Ok(
+        match incidents::read_event(inputs, runner.event_path.as_deref())? {
+            Err(reason) => Begun::Skip(Box::new(skip(start.report, reason))),
+            Ok(issue) => Begun::Go(Box::new(Start {
+                issue: Some(issue),
+                ..start
+            })),
+        },
+    )
 }
 
 /// Why an event would be pruned by the same run that records it, if it would.
@@ -462,7 +453,7 @@ async fn collect(
         deploy_branches: &inputs.deploy_branches,
         environment,
     };
-    let (deploys, mut failed) = workflows::workflow_history(
+    let (deploys, failed) = workflows::workflow_history(
         github,
         inputs,
         repository,
@@ -472,15 +463,7 @@ async fn collect(
         warnings,
     )
     .await?;
-    let observed = window_incidents(inputs, runner, github, now, warnings).await;
-    let observed = match observed {
-        Ok(observed) => observed,
-        Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
-            failed.push(e);
-            Vec::new()
-        }
-        Err(e) => return Err(e),
-    };
+    let observed = incidents::window(github, inputs, repository, now, warnings).await;
     Ok(Collected {
         deploys,
         failed,
@@ -497,29 +480,6 @@ async fn read_stored(clients: &Clients) -> Option<Result<Listing>> {
     }
 }
 
-/// Workflows mode: the incidents updated in the lookback window, from
-/// `incident-repository` (default the run's repository); none when
-/// `incident-labels` is empty.
-async fn window_incidents(
-    inputs: &Inputs,
-    runner: &Runner,
-    github: &crate::github::GitHub,
-    now: Timestamp,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Observed>> {
-    let repository = inputs
-        .incident_repository
-        .as_deref()
-        .or(runner.env.get("GITHUB_REPOSITORY").map(String::as_str));
-    let Some(repository) = repository.filter(|_| !inputs.incident_labels.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let since = now
-        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
-        .unwrap_or(now);
-    incidents::listed(github, repository, &inputs.incident_labels, since, warnings).await
-}
-
 /// The incidents' part of the plan: each pinned on this run's deployments
 /// or the stored ones; the reverts this run's deployments shipped.
 fn plan_incidents(
@@ -529,13 +489,6 @@ fn plan_incidents(
     stored: &Stored,
     now: Timestamp,
 ) -> IncidentPlan {
-    let (mut incidents, mut withdrawn) = (Vec::new(), Vec::new());
-    for o in found.observed {
-        match o {
-            Observed::Incident(i) => incidents.push(i),
-            Observed::Withdrawn(w) => withdrawn.push(w),
-        }
-    }
     let scope = incident_plan::Scope {
         job: &inputs.job,
         environment: found.environment,
@@ -543,7 +496,7 @@ fn plan_incidents(
         now,
         retention: retention(inputs),
     };
-    incident_plan::plan_incidents(incidents, withdrawn, deploys, stored, &scope)
+    incident_plan::plan_incidents(found.observed, deploys, stored, &scope)
 }
 
 /// `retention`, where it applies: a remote-write store keeps its own.

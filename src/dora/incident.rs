@@ -60,6 +60,13 @@ pub struct Withdrawn {
     pub reason: String,
 }
 
+/// What one issue is: an incident, or no incident (any more).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    Incident(Incident),
+    Withdrawn(Withdrawn),
+}
+
 /// How an incident was pinned on a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkKind {

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::incident::{
-    Incident, Pinned, Withdrawn, incident_group, incident_grouping, pin, revert_group,
+    Observed, Pinned, Withdrawn, incident_group, incident_grouping, pin, revert_group,
 };
 use super::plan::{Push, Retention, Stored};
 use super::revert::{Revert, find_reverts};
@@ -38,16 +38,22 @@ pub struct IncidentPlan {
     pub withdrawn: Vec<(Withdrawn, SmallMap<String>)>,
 }
 
-/// The plan for `incidents` and `withdrawn` (from the source), pinned on
-/// this run's `deploys` or the stored ones, and for the reverts this run's
-/// deployments shipped.
+/// The plan for the `observed` incidents and withdrawn ones (from the
+/// source), pinned on this run's `deploys` or the stored ones, and for the
+/// reverts this run's deployments shipped.
 pub fn plan_incidents(
-    incidents: Vec<Incident>,
-    withdrawn: Vec<Withdrawn>,
+    observed: Vec<Observed>,
     deploys: &[Deploy],
     stored: &Stored,
     scope: &Scope,
 ) -> IncidentPlan {
+    let (mut incidents, mut withdrawn) = (Vec::new(), Vec::new());
+    for o in observed {
+        match o {
+            Observed::Incident(i) => incidents.push(i),
+            Observed::Withdrawn(w) => withdrawn.push(w),
+        }
+    }
     let mut known: Vec<Deploy> = deploys.to_vec();
     for d in stored.groups.iter().filter_map(stored_deployment) {
         if !known
@@ -163,7 +169,7 @@ mod tests {
     use super::*;
     use crate::dora::deploy_group;
     use crate::dora::fixtures::at;
-    use crate::dora::incident::LinkKind;
+    use crate::dora::incident::{Incident, LinkKind};
 
     const JOB: &str = "dora";
 
@@ -210,8 +216,7 @@ mod tests {
         let deployed = as_stored(&deploy_group(&Deploy::success()));
         let groups = vec![deployed.clone()];
         let p = plan_incidents(
-            vec![incident(7, None)],
-            vec![],
+            vec![Observed::Incident(incident(7, None))],
             &[],
             &Stored::new(&groups),
             &scope(),
@@ -226,16 +231,17 @@ mod tests {
         // Stored as it is: nothing to push. Resolved since: pushed again, not fresh.
         let groups = vec![deployed, as_stored(&p.push[0].group)];
         let again = plan_incidents(
-            vec![incident(7, None)],
-            vec![],
+            vec![Observed::Incident(incident(7, None))],
             &[],
             &Stored::new(&groups),
             &scope(),
         );
         assert!(again.push.is_empty() && again.pinned.is_empty());
         let closed = plan_incidents(
-            vec![incident(7, Some("2026-11-20T12:00:00Z"))],
-            vec![],
+            vec![Observed::Incident(incident(
+                7,
+                Some("2026-11-20T12:00:00Z"),
+            ))],
             &[],
             &Stored::new(&groups),
             &scope(),
@@ -248,8 +254,7 @@ mod tests {
     #[test]
     fn a_withdrawn_issue_deletes_only_a_stored_group() {
         let pushed = plan_incidents(
-            vec![incident(7, None)],
-            vec![],
+            vec![Observed::Incident(incident(7, None))],
             &[],
             &Stored::new(&[]),
             &scope(),
@@ -261,8 +266,7 @@ mod tests {
             reason: "closed as not planned".into(),
         };
         let p = plan_incidents(
-            vec![],
-            vec![w(7), w(8)],
+            vec![Observed::Withdrawn(w(7)), Observed::Withdrawn(w(8))],
             &[],
             &Stored::new(&groups),
             &scope(),
@@ -278,7 +282,12 @@ mod tests {
             retention: Retention(Some(3_600)),
             ..scope()
         };
-        let p = plan_incidents(vec![incident(7, None)], vec![], &[], &Stored::new(&[]), &s);
+        let p = plan_incidents(
+            vec![Observed::Incident(incident(7, None))],
+            &[],
+            &Stored::new(&[]),
+            &s,
+        );
         assert!(p.push.is_empty());
     }
 }

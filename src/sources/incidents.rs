@@ -7,16 +7,11 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::Result;
-use crate::dora::incident::{Incident, Withdrawn};
+use crate::dora::incident::{Incident, Observed, Withdrawn};
 use crate::github::GitHub;
-
-/// What one issue is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Observed {
-    Incident(Incident),
-    Withdrawn(Withdrawn),
-}
+use crate::inputs::Inputs;
+use crate::sources::payload;
+use crate::{Error, Result};
 
 /// The `issues` actions an incident changes with.
 const ACTIONS: [&str; 7] = [
@@ -131,6 +126,52 @@ pub fn issue_of(
         resolved,
         environment,
     })))
+}
+
+/// Event mode: the `issues` payload at `path` as the incident it records
+/// or withdraws, or why it is none (incidents off, a pull request, another
+/// repository). A payload without what an issue must have fails the run,
+/// naming the field.
+pub fn read_event(
+    inputs: &Inputs,
+    path: Option<&std::path::Path>,
+) -> Result<std::result::Result<Observed, String>> {
+    let (path, value) = payload::read_payload(path)?;
+    let labels = &inputs.incident_labels;
+    let observed = from_event(&value, labels, inputs.incident_repository.as_deref())
+        .map_err(|message| Error::Payload { path, message })?;
+    if labels.is_empty() {
+        return Ok(Err("incidents are off (`incident-labels` is empty)".into()));
+    }
+    Ok(observed)
+}
+
+/// Workflows mode: the incidents updated in the lookback window, from
+/// `incident-repository` (default the run's `repository`); none when
+/// `incident-labels` is empty. The deployments do not wait on them: a
+/// repository with issues disabled (410) or a token without `issues: read`
+/// costs a warning.
+pub async fn window(
+    github: &GitHub,
+    inputs: &Inputs,
+    repository: &str,
+    now: Timestamp,
+    warnings: &mut Vec<String>,
+) -> Vec<Observed> {
+    let repository = inputs.incident_repository.as_deref().unwrap_or(repository);
+    if inputs.incident_labels.is_empty() || repository.is_empty() {
+        return Vec::new();
+    }
+    let since = now
+        .saturating_sub(jiff::SignedDuration::from_secs(inputs.lookback as i64))
+        .unwrap_or(now);
+    match listed(github, repository, &inputs.incident_labels, since, warnings).await {
+        Ok(observed) => observed,
+        Err(e) => {
+            warnings.push(format!("incidents not read: {e}"));
+            Vec::new()
+        }
+    }
 }
 
 /// Workflows mode: the issues of `repository` with any of `labels` updated
