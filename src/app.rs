@@ -14,7 +14,7 @@ use crate::dora::incident::Observed;
 use crate::dora::incident_plan::{self, IncidentPlan};
 use crate::dora::plan::{self, Plan, Retention, Stored};
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
-use crate::report::Report;
+use crate::report::{RemoteQueryState, Report};
 use crate::sinks::pushgateway::{Listing, Pushgateway};
 use crate::sinks::{self, dry_run, pushgateway};
 use crate::sources::cluster;
@@ -295,6 +295,10 @@ struct Collected {
     deferred: Option<Error>,
     /// The stored groups, when the source read them beside its own calls.
     stored: Option<Result<Listing>>,
+    /// Whether the run reads what is stored (to prune, upgrade, and tell
+    /// recorded events from new ones): every scheduled run, and event-mode
+    /// runs on one event in [`plan::UPKEEP_EVERY`].
+    upkeep: bool,
     /// GitHub failures `fail-on-error: false` turned into warnings.
     failed: Vec<Error>,
     /// Incidents (and issues that are none any more) the source read.
@@ -304,8 +308,7 @@ struct Collected {
 /// What the sources found besides the events, for [`record`] and [`print`].
 struct Found<'a> {
     phases: &'a [dora::CanaryPhase],
-    /// The stored groups, when the source read them beside its own calls.
-    stored: Option<Result<Listing>>,
+    read: Read,
     observed: Vec<Observed>,
     /// The run's environment, where an incident without an `environment:` label happened.
     environment: &'a str,
@@ -334,6 +337,7 @@ pub async fn run(
         Some(issue) => Collected {
             observed: vec![issue],
             stored: read_stored(clients).await,
+            upkeep: true,
             ..Collected::default()
         },
         None => {
@@ -371,12 +375,16 @@ pub async fn run(
         phases,
         deferred,
         stored,
+        upkeep,
         observed,
         ..
     } = collected;
     let found = Found {
         phases: &phases,
-        stored,
+        read: Read {
+            done: stored,
+            upkeep,
+        },
         observed,
         environment: &environment,
     };
@@ -396,10 +404,12 @@ pub async fn run(
     Ok(report)
 }
 
-/// Runs the mode's source. Event mode reads the stored groups while it
-/// asks GitHub about the event: the two are independent, and one after
-/// the other they would cost a round trip more (the look-ups are few, the
-/// listing bounded).
+/// Runs the mode's source. Event mode pushes its event without reading
+/// what is stored, but on the upkeep events ([`plan::upkeep_due`]); there
+/// it reads the stored groups while it asks GitHub about the event: the two
+/// are independent, and one after the other they would cost a round trip
+/// more (the look-ups are few, the listing bounded). On the other events it
+/// opens the connection to the Pushgateway meanwhile, for the same reason.
 async fn collect(
     inputs: &Inputs,
     runner: &Runner,
@@ -413,12 +423,24 @@ async fn collect(
     let github = &clients.github;
     if let Some((deploy, payload)) = event {
         let event_name = runner.event_name.as_deref().unwrap_or("");
+        let upkeep = plan::upkeep_due(&deploy);
         let history =
             event::event_with_history(github, inputs, deploy, Some(&payload), event_name, warnings);
-        let (deploys, stored) = tokio::join!(history, read_stored(clients));
+        let read = async {
+            match &clients.pushgateway {
+                Some(pushgateway) if upkeep => Some(pushgateway.listing(&dora::FAMILIES).await),
+                Some(pushgateway) => {
+                    pushgateway.warm_up().await;
+                    None
+                }
+                None => None,
+            }
+        };
+        let (deploys, stored) = tokio::join!(history, read);
         return Ok(Collected {
             deploys,
             stored,
+            upkeep,
             ..Collected::default()
         });
     }
@@ -440,6 +462,7 @@ async fn collect(
             deploys: read.events,
             phases: read.phases,
             deferred: read.refusal,
+            upkeep: true,
             ..Collected::default()
         });
     }
@@ -467,6 +490,7 @@ async fn collect(
     Ok(Collected {
         deploys,
         failed,
+        upkeep: true,
         observed,
         ..Collected::default()
     })
@@ -504,8 +528,17 @@ fn retention(inputs: &Inputs) -> Retention {
     Retention::new(inputs.retention, inputs.uses_pushgateway())
 }
 
-/// Reads what is stored (unless the source did), finds which events are
-/// new, completes them (one GitHub look-up each, see
+/// What the run knows of the stored groups before it records.
+#[derive(Default)]
+struct Read {
+    /// The listing, when the source read it beside its own calls.
+    done: Option<Result<Listing>>,
+    /// Whether to read it (see [`Collected::upkeep`]).
+    upkeep: bool,
+}
+
+/// Reads what is stored (unless the source did, or this is no upkeep run),
+/// finds which events are new, completes them (one GitHub look-up each, see
 /// [`lookups::complete`]), plans, and delivers the plan. Events already
 /// stored are left as they are: re-running changes nothing.
 async fn record(
@@ -516,20 +549,26 @@ async fn record(
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
-    let phases = found.phases;
-    let listing = match (found.stored.take(), &clients.pushgateway) {
-        (Some(read), _) => read?,
-        (None, Some(p)) => p.listing(&dora::FAMILIES).await?,
-        (None, None) => Listing::default(),
+    let (phases, read) = (found.phases, std::mem::take(&mut found.read));
+    let listing = match (read.done, &clients.pushgateway) {
+        (Some(done), _) => Some(done?),
+        (None, Some(p)) if read.upkeep => Some(p.listing(&dora::FAMILIES).await?),
+        (None, Some(_)) => None,
+        (None, None) => Some(held(clients, deploys, read.upkeep, now, inputs, report).await),
     };
-    if listing.skipped > 0 {
+    report.upkeep_skipped = listing.is_none();
+    let skipped = listing.as_ref().map_or(0, |l| l.skipped);
+    if skipped > 0 {
         report.warnings.push(format!(
             "{} stored groups larger than {} were skipped unread (the groups this action writes are a few KB)",
-            listing.skipped,
+            skipped,
             crate::http::size(pushgateway::GROUP_LIMIT)
         ));
     }
-    let stored = Stored::new(&listing.groups);
+    let stored = match &listing {
+        Some(listing) => Stored::new(&listing.groups),
+        None => Stored::unread(),
+    };
     let job = &inputs.job;
     let new = plan::new_events(deploys, &stored, job);
     lookups::complete(
@@ -546,6 +585,48 @@ async fn record(
     let (pushgateway, remote) = (clients.pushgateway.as_ref(), clients.remote.as_ref());
     sinks::deliver(plan, pushgateway, remote, job, now, report).await?;
     sinks::deliver_incidents(incidents, pushgateway, remote, job, report).await
+}
+
+/// What the remote-write store holds of this run's events, when its query
+/// API is known (`remote-query-url`) and the run reads what is stored: one
+/// instant query reaching back to the oldest event. A store that does not
+/// answer is a warning; the run then looks every event up, as without it.
+async fn held(
+    clients: &Clients,
+    deploys: &[dora::Deploy],
+    upkeep: bool,
+    now: Timestamp,
+    inputs: &Inputs,
+    report: &mut Report,
+) -> Listing {
+    let Some(query) = clients.remote_query.as_ref().filter(|_| upkeep) else {
+        return Listing::default();
+    };
+    let Some(oldest) = deploys.iter().map(|d| d.time).min() else {
+        return Listing::default();
+    };
+    // A minute more than the oldest event's age, so it lies inside the range.
+    let range = now.as_second() - oldest.as_second() + 60;
+    let answer = query
+        .instant(&dora::held::held_query(&inputs.job, range), now)
+        .await;
+    report.remote_query = Some(RemoteQueryState {
+        url: query.display_url(),
+        origin: query.origin(),
+        answered: answer.is_ok(),
+    });
+    match answer {
+        Ok(series) => Listing {
+            groups: dora::held::held_groups(series),
+            skipped: 0,
+        },
+        Err(e) => {
+            report.warnings.push(format!(
+                "{e}: every event is looked up as if none were stored"
+            ));
+            Listing::default()
+        }
+    }
 }
 
 /// No sink (a dry run): the events completed as a real run would, printed

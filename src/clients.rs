@@ -17,12 +17,13 @@ use crate::actions;
 use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::github::{self, GitHub};
 use crate::http;
-use crate::inputs::{Inputs, Mode, RemoteAuth, RemoteWriteTarget, Runner};
+use crate::inputs::{Inputs, Mode, QuerySource, RemoteAuth, RemoteWriteTarget, Runner};
 use crate::kubernetes;
 use crate::kubernetes::ServiceProxy;
 use crate::report::ClusterState;
 use crate::retry::Backoff;
 use crate::sinks::pushgateway::{Pushgateway, Transport};
+use crate::sinks::remote_query::RemoteQuery;
 use crate::sinks::remote_write::{self, RemoteWrite};
 use crate::{Error, Result};
 
@@ -33,6 +34,8 @@ pub struct Clients {
     pub pushgateway: Option<Pushgateway>,
     /// `None` in a dry run, or without `remote-write-url`.
     pub remote: Option<RemoteWrite>,
+    /// The remote-write store's query API, when known (`remote-query-url`).
+    pub remote_query: Option<RemoteQuery>,
     /// The cluster's API server, in cluster mode.
     pub kube: Option<kube::Client>,
     /// What the cluster check found (for the summary).
@@ -64,9 +67,12 @@ pub async fn connect(inputs: &Inputs, runner: &Runner, mode: Mode) -> Result<Con
         Connect::Skip(reason) => return Ok(Connected::Skip { reason, cluster }),
         Connect::To(reach) => *reach,
     };
-    let remote = match inputs.remote_write.as_ref().filter(|_| !inputs.dry_run) {
-        Some(target) => Some(remote_write(target, inputs, runner, &http, aws.as_ref()).await?),
-        None => None,
+    let (remote, remote_query) = match inputs.remote_write.as_ref().filter(|_| !inputs.dry_run) {
+        Some(target) => {
+            let (write, query) = remote_write(target, inputs, runner, &http, aws.as_ref()).await?;
+            (Some(write), query)
+        }
+        None => (None, None),
     };
     // History is what workflows mode is for: worth waiting for (a minute);
     // elsewhere GitHub only adds detail, and a failure degrades to a warning sooner.
@@ -80,6 +86,7 @@ pub async fn connect(inputs: &Inputs, runner: &Runner, mode: Mode) -> Result<Con
         github,
         pushgateway: pushgateway.filter(|_| !inputs.dry_run),
         remote,
+        remote_query,
         kube,
         cluster,
     })))
@@ -242,15 +249,16 @@ async fn aws_credentials(
     Ok(creds)
 }
 
-/// The remote-write client for `target`. SigV4 signs with the credentials
-/// of the cluster check when there was one, else gets them the same way.
+/// The remote-write client for `target`, and the store's query client when
+/// its URL is known (same auth). SigV4 signs with the credentials of the
+/// cluster check when there was one, else gets them the same way.
 async fn remote_write(
     target: &RemoteWriteTarget,
     inputs: &Inputs,
     runner: &Runner,
     http: &Client,
     checked: Option<&Aws>,
-) -> Result<RemoteWrite> {
+) -> Result<(RemoteWrite, Option<RemoteQuery>)> {
     let auth = match &target.auth {
         RemoteAuth::None => remote_write::Auth::None,
         RemoteAuth::Bearer(token) => remote_write::Auth::Bearer(token.clone()),
@@ -274,5 +282,18 @@ async fn remote_write(
             }
         }
     };
-    Ok(RemoteWrite::new(target.url.clone(), auth, http.clone()))
+    let query = target.query.as_ref().map(|q| {
+        let origin = match q.source {
+            QuerySource::Input => "`remote-query-url`",
+            QuerySource::AmpWorkspace => "derived from the AMP workspace URL in `remote-write-url`",
+            QuerySource::WritePath => {
+                "derived from `remote-write-url` (the prefix of `/api/v1/write`)"
+            }
+        };
+        RemoteQuery::new(q.url.clone(), auth.clone(), http.clone(), origin)
+    });
+    Ok((
+        RemoteWrite::new(target.url.clone(), auth, http.clone()),
+        query,
+    ))
 }

@@ -38,6 +38,9 @@ pub struct Report {
     pub dry_run: bool,
     /// Groups deleted because their event was older than `retention`.
     pub pruned: usize,
+    /// An event-mode run that did not read what is stored, and so neither
+    /// pruned nor upgraded (all but one event in 16, see `dora::plan::upkeep_due`).
+    pub upkeep_skipped: bool,
     /// Groups stored by the previous version (`branch`, no `ref`) rewritten
     /// with `ref`, their events and values unchanged.
     pub upgraded: usize,
@@ -68,12 +71,25 @@ pub struct Report {
     pub refusal: Option<String>,
     /// What remote-write did, when `remote-write-url` is set (not in a dry run).
     pub remote_write: Option<RemoteWriteState>,
+    /// What the store's query API said it holds, when it was asked.
+    pub remote_query: Option<RemoteQueryState>,
     /// Incidents recorded or updated by this run, each with its link.
     pub incidents: Vec<crate::dora::incident::Pinned>,
     /// Issues that are no incidents any more, whose groups were deleted.
     pub withdrawn: Vec<crate::dora::incident::Withdrawn>,
     /// Reverts found in the commits this run's deployments shipped.
     pub reverts: Vec<crate::dora::revert::Revert>,
+}
+
+/// The store's answer to "which of these events do you hold?".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteQueryState {
+    /// The query API's URL, without credentials.
+    pub url: String,
+    /// Where the URL came from (`remote-query-url`, or derived from which).
+    pub origin: &'static str,
+    /// Whether it answered; if not, the run looked every event up (a warning says why).
+    pub answered: bool,
 }
 
 /// The remote-write part of a run.
@@ -193,8 +209,12 @@ impl Report {
                 t.events
             ));
             if self.already_recorded > 0 {
+                let store = match self.remote_query {
+                    Some(_) if self.destination.is_none() => "the store",
+                    _ => "the Pushgateway",
+                };
                 md.push_str(&format!(
-                    "{} new, {} already in the Pushgateway (left as they were).\n\n",
+                    "{} new, {} already in {store} (left as they were).\n\n",
                     self.new_events, self.already_recorded
                 ));
             }
@@ -374,7 +394,24 @@ impl Report {
                 if rw.requests == 1 { "" } else { "s" }
             ));
         }
-        if !self.dry_run && self.destination.is_some() {
+        if let Some(q) = self.remote_query.as_ref().filter(|_| !self.dry_run) {
+            text.push_str(&format!(
+                " Asked the store what it holds at {} ({}): {}.",
+                cell(&q.url),
+                q.origin,
+                if q.answered {
+                    "events it holds were not looked up again"
+                } else {
+                    "no answer, so every event was looked up"
+                }
+            ));
+        }
+        if !self.dry_run && self.destination.is_some() && self.upkeep_skipped {
+            text.push_str(&format!(
+                " Pruning and upgrades: not on this event (one event in {} does them, and every workflows or cluster run).",
+                crate::dora::plan::UPKEEP_EVERY
+            ));
+        } else if !self.dry_run && self.destination.is_some() {
             let kept = match self.retention {
                 Some(s) => format!("older than {}", human(s as i64)),
                 None => "none: retention is 0 (keep forever)".into(),

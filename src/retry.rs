@@ -27,6 +27,9 @@ impl Backoff {
     pub const GITHUB_HISTORY: Backoff = Backoff::from_half_a_second(8, 60);
     /// GitHub REST look-ups that can degrade to a warning: give up sooner.
     pub const GITHUB: Backoff = Backoff::from_half_a_second(4, 15);
+    /// The store's query API: a run without its answer falls back to
+    /// looking every event up, so it is not worth more than ~15 s.
+    pub const STORE_QUERY: Backoff = Backoff::from_half_a_second(4, 15);
 
     /// Delays doubling from 500 ms up to `max_delay` seconds, within `budget` seconds.
     const fn from_half_a_second(max_delay: u64, budget: u64) -> Backoff {

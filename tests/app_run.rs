@@ -56,6 +56,7 @@ fn clients(api: &str, pushgateway: Option<&str>, kube: Option<kube::Client>) -> 
         ),
         pushgateway: pushgateway.map(|u| PushgatewayClient::new(Url::parse(u).unwrap(), http)),
         remote: None,
+        remote_query: None,
         kube,
         cluster: None,
     }
@@ -80,30 +81,65 @@ async fn no_history() -> MockServer {
     MockServer::start().await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn event_mode_records_the_payload_once_and_a_rerun_changes_nothing() {
+/// The fixture's `workflow_run` success with another run id, in `dir`.
+fn run_with_id(dir: &std::path::Path, id: u64) -> std::path::PathBuf {
+    let mut v: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
+    )
+    .unwrap();
+    v["workflow_run"]["id"] = json!(id);
+    let path = dir.join(format!("run-{id}.json"));
+    std::fs::write(&path, v.to_string()).unwrap();
+    path
+}
+
+/// Records the event with run `id` twice; the two reports and the groups
+/// stored after each run.
+async fn event_twice(id: u64) -> [(Report, Vec<support::Group>); 2] {
     let pg = Pushgateway::start().await;
     let gh = no_history().await;
-    let payload = fixture("workflow_run/success.json");
+    let dir = tempfile::tempdir().unwrap();
+    let payload = run_with_id(dir.path(), id);
     let runner = runner(&[
         ("GITHUB_EVENT_NAME", "workflow_run"),
         ("GITHUB_EVENT_PATH", payload.to_str().unwrap()),
     ]);
     let inputs = inputs(&[("PUSHGATEWAY-URL", &pg.url), ("RETENTION", "0")]);
     let clients = clients(&gh.uri(), Some(&pg.url), None);
-
     let first = run(&inputs, &runner, &clients).await;
-    assert_eq!((first.new_events, first.already_recorded), (1, 0));
-    assert_eq!(first.recorded.len(), 1);
-    assert_eq!(first.recorded[0].sha.len(), 40);
-    let groups = pg.groups().await;
-    assert_eq!(groups.len(), 1, "{groups:#?}");
-    assert_eq!(groups[0].labels["run_id"], "7001");
-
+    let first_groups = pg.groups().await;
     let again = run(&inputs, &runner, &clients).await;
-    assert_eq!((again.new_events, again.already_recorded), (0, 1));
-    assert_eq!(pg.groups().await.len(), 1);
-    assert_eq!(again.recorded[0].sha, first.recorded[0].sha);
+    [(first, first_groups), (again, pg.groups().await)]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_mode_records_the_payload_once_and_a_rerun_changes_nothing() {
+    // 7001: no upkeep event, so the store is not read: the re-run pushes
+    // the same group again. 7008: an upkeep event (one in 16), which reads
+    // the store first and finds the event recorded.
+    for (id, upkeep) in [(7001, false), (7008, true)] {
+        let [(first, groups), (again, after)] = event_twice(id).await;
+        assert_eq!((first.new_events, first.already_recorded), (1, 0));
+        assert_eq!(first.upkeep_skipped, !upkeep, "run {id}");
+        assert_eq!(first.recorded.len(), 1);
+        assert_eq!(first.recorded[0].sha.len(), 40);
+        assert_eq!(groups.len(), 1, "{groups:#?}");
+        assert_eq!(groups[0].labels["run_id"], id.to_string());
+
+        let recounted = if upkeep { (0, 1) } else { (1, 0) };
+        assert_eq!(
+            (again.new_events, again.already_recorded),
+            recounted,
+            "run {id}"
+        );
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].labels, groups[0].labels);
+        assert_eq!(
+            after[0].metrics, groups[0].metrics,
+            "the same state, run {id}"
+        );
+        assert_eq!(again.recorded[0].sha, first.recorded[0].sha);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

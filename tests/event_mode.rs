@@ -8,12 +8,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::front::{Fault, FaultyFront};
 use support::{Action, Prometheus, Pushgateway, fixture};
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SHA: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
 const DEPLOYED_AT: f64 = 1_795_170_600.0; // 2026-11-20T10:30:00Z
+/// A run id whose event does the upkeep (`dora::plan::upkeep_due`); the
+/// fixtures' 7001 does not.
+const UPKEEP_RUN: u64 = 7008;
 
 /// An action run that records `workflow_run/<name>` into `pg`, keeping every
 /// event (the fixtures' dates must not age out of the default retention),
@@ -436,10 +440,12 @@ async fn expired_groups_of_this_job_are_pruned_and_nothing_else() {
     );
 
     let action = Action::new();
+    // Run 7008: an upkeep event (one in 16 reads what is stored and prunes).
     let payload = patched(
         action.dir(),
         "workflow_run/success.json",
         &[
+            ("/workflow_run/id", Value::from(UPKEEP_RUN)),
             (
                 "/workflow_run/updated_at",
                 Value::String(rfc3339(now - 3_600)),
@@ -472,7 +478,7 @@ async fn expired_groups_of_this_job_are_pruned_and_nothing_else() {
     let expected: Vec<(String, String)> = [
         ("dora", "2"),
         ("dora", "4"),
-        ("dora", "7001"),
+        ("dora", "7008"),
         ("other", "3"),
     ]
     .iter()
@@ -574,6 +580,71 @@ async fn a_rejected_push_fails_and_leaves_no_group_behind() {
             .collect::<Vec<_>>(),
         ["legacy"],
         "{groups:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_is_recorded_with_one_put_whatever_the_listing_does() {
+    // Run 7001 is no upkeep event: nothing O(stored groups) on its path, so
+    // a listing that fails or never answers does not matter.
+    for fault in [Fault::status(500, "listing broken"), Fault::Hang] {
+        let pg = Pushgateway::start().await;
+        let gh = no_history().await;
+        let front = FaultyFront::start(Some(&pg.url)).await;
+        front.fault(Some("GET"), "/api/v1/metrics", fault.clone(), None);
+        let out = Action::new()
+            .event("workflow_run", &fixture("workflow_run/success.json"))
+            .input("pushgateway-url", &front.url)
+            .input("retention", "90d")
+            .input("github-token", "ghs_test")
+            .env("GITHUB_API_URL", &gh.uri())
+            .run()
+            .await;
+        out.assert_code(0);
+        assert_eq!(out.output("events"), "1", "{fault:?}");
+        // The PUT, and the warm-up that opened its connection (`/-/ready`).
+        let seen = front.seen();
+        let targets: Vec<(&str, &str)> = seen
+            .iter()
+            .map(|s| (s.method.as_str(), s.target.split('/').nth(1).unwrap_or("")))
+            .collect();
+        assert_eq!(targets, [("GET", "-"), ("PUT", "metrics")], "{seen:?}");
+        let groups = pg.groups().await;
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].labels["run_id"], "7001");
+        assert!(
+            out.summary
+                .contains("Pruning and upgrades: not on this event (one event in 16"),
+            "{}",
+            out.summary
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_push_on_a_recorded_event_keeps_what_was_recorded() {
+    let pg = Pushgateway::start().await;
+    let gh = no_history().await;
+    // Run 7001 as recorded before (one metric), and another job's group
+    // declaring the lead time as a counter: our push of 7001 must clash.
+    let before = "# TYPE dora_workflow_deploy_timestamp gauge\ndora_workflow_deploy_timestamp{status=\"success\"} 1795170600\n";
+    assert_eq!(pg.put_raw(&run_group_path("dora", 7001), before).await, 200);
+    let clash =
+        "# TYPE dora_workflow_lead_time_seconds counter\ndora_workflow_lead_time_seconds 1\n";
+    assert_eq!(pg.put_raw("/metrics/job/legacy", clash).await, 200);
+    let recorded = pg.groups_matching(&[("job", "dora")]).await;
+    let out = run_event(&pg, &gh, "success.json").run().await;
+    out.assert_code(1);
+    assert!(out.error_lines()[0].contains("400"), "{}", out.stdout);
+    // The rejected push left the group's metrics as they were: it is no
+    // empty shell, so it is not deleted.
+    let ours = pg.groups_matching(&[("job", "dora")]).await;
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0].metrics, recorded[0].metrics);
+    assert!(
+        ours[0]
+            .metrics
+            .contains_key("dora_workflow_deploy_timestamp")
     );
 }
 
@@ -817,15 +888,16 @@ async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
     let gh = no_history().await;
     let now = jiff::Timestamp::now().as_second();
     let (hour, day) = (3_600, 86_400);
-    // 7001: the very run the event is about, stored by the previous version
+    // 7008: the very run the event is about (an upkeep event: one in 16 reads
+    // what is stored, prunes and upgrades), stored by the previous version
     // with values today's run would not compute (lead 1234 s, recovery 600 s):
     // they are the record and must survive. 6999: an older run. 6998: past
     // retention. `other`: another job's, never touched.
     let seeded = [
         (
             "dora",
-            7001,
-            stored_before_ref(7001, now - hour, 1_234, Some(600)),
+            7008,
+            stored_before_ref(7008, now - hour, 1_234, Some(600)),
         ),
         (
             "dora",
@@ -856,6 +928,7 @@ async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
         dir.path(),
         "workflow_run/success.json",
         &[
+            ("/workflow_run/id", Value::from(UPKEEP_RUN)),
             (
                 "/workflow_run/updated_at",
                 Value::String(rfc3339(now - hour)),
@@ -893,7 +966,7 @@ async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
         left.sort();
         assert_eq!(
             left,
-            [("dora", "6999"), ("dora", "7001"), ("other", "6997")]
+            [("dora", "6999"), ("dora", "7008"), ("other", "6997")]
                 .map(|(j, r)| (j.to_string(), r.to_string())),
             "no duplicate, the expired one pruned, the other job's kept"
         );
@@ -919,10 +992,10 @@ async fn groups_stored_before_ref_stay_recorded_get_ref_and_are_still_pruned() {
         }
         let of = |run: &str| groups.iter().find(|g| g.labels["run_id"] == run).unwrap();
         // The stored record, not a recomputation.
-        assert_eq!(of("7001").value("dora_workflow_lead_time_seconds"), 1_234.0);
-        assert_eq!(of("7001").value("dora_workflow_recovery_seconds"), 600.0);
+        assert_eq!(of("7008").value("dora_workflow_lead_time_seconds"), 1_234.0);
+        assert_eq!(of("7008").value("dora_workflow_recovery_seconds"), 600.0);
         assert_eq!(
-            of("7001").value("dora_workflow_deploy_timestamp"),
+            of("7008").value("dora_workflow_deploy_timestamp"),
             (now - hour) as f64
         );
         assert_eq!(of("6999").value("dora_workflow_lead_time_seconds"), 900.0);

@@ -222,8 +222,17 @@ async fn one_huge_group_in_the_listing_costs_bounded_memory_and_loses_nothing() 
         _ => Reply::json(200, &json!({})),
     })
     .await;
-    let out = action(Duration::from_secs(60))
-        .event("workflow_run", &fixture("workflow_run/success.json"))
+    // Run 7008: an upkeep event, one of those that read the listing.
+    let action = action(Duration::from_secs(60));
+    let mut payload: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("workflow_run/success.json")).unwrap(),
+    )
+    .unwrap();
+    payload["workflow_run"]["id"] = json!(7008);
+    let path = action.dir().join("upkeep.json");
+    std::fs::write(&path, payload.to_string()).unwrap();
+    let out = action
+        .event("workflow_run", &path)
         .input("pushgateway-url", &pg.url)
         .input("retention", "0")
         .run()

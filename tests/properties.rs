@@ -1176,7 +1176,7 @@ fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
             let want_series = sample_labels_of(&group);
             rt.block_on(async {
                 client
-                    .put(&job, &group.grouping, &group.exposition, true)
+                    .put(&job, &group.grouping, &group.exposition, Some(true))
                     .await
                     .map_err(|e| TestCaseError::fail(format!("{e}\n{}", group.exposition)))?;
                 let stored = client

@@ -193,6 +193,93 @@ async fn a_week_of_history_lands_at_the_event_times_and_a_rerun_adds_nothing() {
     assert!(before.iter().all(|(_, p)| p.len() == 1), "{before:#?}");
 }
 
+/// How many compare calls `gh` has answered so far.
+async fn compares(gh: &MockServer) -> usize {
+    gh.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().contains("/compare/"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_rerun_asks_the_store_what_it_holds_and_makes_no_compare_call() {
+    let gh = github().await;
+    let store = Prometheus::receiver("30d").await;
+    let first = leg(&gh, &store.write_url()).run().await;
+    first.assert_code(0);
+    assert_eq!(compares(&gh).await, 2, "a1…c3 and c3…d4");
+    let derived = format!(
+        "Asked the store what it holds at {}/ (derived from `remote-write-url`",
+        store.write_url().trim_end_matches("/api/v1/write")
+    );
+    assert!(first.summary.contains(&derived), "{}", first.summary);
+
+    let again = leg(&gh, &store.write_url()).run().await;
+    again.assert_code(0);
+    assert_eq!(compares(&gh).await, 2, "no compare call on the re-run");
+    assert!(
+        again
+            .summary
+            .contains("0 new, 5 already in the store (left as they were)"),
+        "{}",
+        again.summary
+    );
+    assert!(
+        again.summary.contains("Remote-write to") && again.summary.contains("0 written"),
+        "{}",
+        again.summary
+    );
+    // The same numbers as the run that recorded them: read back from the store.
+    for output in [
+        "events",
+        "deployments",
+        "failures",
+        "lead-time-seconds",
+        "recovery-seconds",
+    ] {
+        assert_eq!(again.output(output), first.output(output), "{output}");
+    }
+    assert!(again.warning_lines().is_empty(), "{}", again.stdout);
+    again.assert_no_secret(&[GITHUB_TOKEN]);
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_queries_is_a_warning_and_every_event_is_looked_up() {
+    let gh = github().await;
+    let store = Prometheus::receiver("30d").await;
+    let query = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/prom/api/v1/query"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .mount(&query)
+        .await;
+    for _ in 0..2 {
+        let out = leg(&gh, &store.write_url())
+            .input("remote-query-url", &format!("{}/prom", query.uri()))
+            .run()
+            .await;
+        out.assert_code(0);
+        let warnings = out.warning_lines();
+        assert_eq!(warnings.len(), 1, "{}", out.stdout);
+        assert!(
+            warnings[0].contains("503") && warnings[0].contains("every event is looked up"),
+            "{warnings:?}"
+        );
+        assert!(
+            out.summary.contains("(`remote-query-url`): no answer"),
+            "{}",
+            out.summary
+        );
+    }
+    assert_eq!(compares(&gh).await, 4, "both runs looked every event up");
+    assert!(
+        query.received_requests().await.unwrap().len() > 2,
+        "retried"
+    );
+}
+
 #[tokio::test]
 async fn a_store_without_an_out_of_order_window_is_named_as_the_cause() {
     let gh = github().await;

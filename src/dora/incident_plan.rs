@@ -100,7 +100,7 @@ impl IncidentPlan {
         }
         self.events.push((group.clone(), time));
         self.push.push(Push {
-            fresh: before.is_none(),
+            fresh: stored.known.then_some(before.is_none()),
             group,
         });
         true
@@ -227,7 +227,7 @@ mod tests {
             p.pinned[0].deploy.as_ref().unwrap().sha,
             Deploy::success().sha
         );
-        assert!(p.push[0].fresh);
+        assert_eq!(p.push[0].fresh, Some(true));
         // Stored as it is: nothing to push. Resolved since: pushed again, not fresh.
         let groups = vec![deployed, as_stored(&p.push[0].group)];
         let again = plan_incidents(
@@ -247,7 +247,7 @@ mod tests {
             &scope(),
         );
         assert_eq!(closed.push.len(), 1);
-        assert!(!closed.push[0].fresh);
+        assert_eq!(closed.push[0].fresh, Some(false));
         assert_eq!(closed.events[0].1, at("2026-11-20T12:00:00Z"));
     }
 

@@ -14,6 +14,7 @@
 
 pub mod event;
 pub mod group;
+pub mod held;
 pub mod history;
 pub mod incident;
 pub mod incident_plan;

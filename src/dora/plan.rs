@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::upgraded;
-use super::{CanaryPhase, Deploy, Group, adopt_recorded, deploy_group, group_labels, is_recorded};
+use super::{
+    CanaryPhase, Deploy, EventKey, Group, adopt_recorded, deploy_group, group_labels, is_recorded,
+};
 use crate::stored::{SmallMap, StoredGroup};
 
 /// How long the Pushgateway keeps events (`retention`; `None`: forever).
@@ -59,13 +61,28 @@ pub fn expired<'a>(
 pub struct Stored<'a> {
     pub groups: &'a [StoredGroup],
     by_labels: BTreeMap<&'a SmallMap<String>, &'a StoredGroup>,
+    /// Whether `groups` is what the store holds: `false` when the run did
+    /// not read it ([`Stored::unread`]).
+    pub known: bool,
 }
 
 impl<'a> Stored<'a> {
+    /// What the store holds, as read.
     pub fn new(groups: &'a [StoredGroup]) -> Stored<'a> {
         Stored {
             groups,
             by_labels: groups.iter().map(|g| (&g.labels, g)).collect(),
+            known: true,
+        }
+    }
+
+    /// Not read: every event counts as new, nothing is pruned or upgraded,
+    /// and no push knows whether its group existed.
+    pub fn unread() -> Stored<'static> {
+        Stored {
+            groups: &[],
+            by_labels: BTreeMap::new(),
+            known: false,
         }
     }
 
@@ -99,13 +116,13 @@ pub fn adopt(deploys: &mut [Deploy], new: &[bool], stored: &Stored, job: &str) {
     }
 }
 
-/// One PUT: the group, and whether it creates the group (`fresh`): a
-/// rejected push leaves an empty group behind, which is deleted again only
-/// when there was none before.
+/// One PUT: the group, and whether it creates the group (`fresh`; `None`
+/// when what is stored was not read). A rejected push leaves an empty group
+/// behind, which is deleted again only when there was none before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
     pub group: Group,
-    pub fresh: bool,
+    pub fresh: Option<bool>,
 }
 
 /// What a run changes in its stores.
@@ -172,7 +189,9 @@ pub fn plan(
         .into_iter()
         .chain(upgrades)
         .map(|group| Push {
-            fresh: stored.get(group.labels(job)).is_none(),
+            fresh: stored
+                .known
+                .then(|| stored.get(group.labels(job)).is_none()),
             group,
         })
         .collect();
@@ -214,6 +233,24 @@ fn upgrades(
         .collect()
 }
 
+/// Event mode reads what is stored (to prune, to upgrade, to tell a re-run
+/// from a new event) on one event in this many: reading costs what the
+/// store holds (~2 s at 10,000 groups), the event itself one PUT. The
+/// scheduled modes (workflows, cluster) read it on every run.
+pub const UPKEEP_EVERY: u64 = 16;
+
+/// Whether the event-mode run of `d` is one that does the upkeep: chosen by
+/// the event's own id (a run's id, a deployment status's id), so a re-run of
+/// the same event decides the same, and runs share the cost evenly.
+pub fn upkeep_due(d: &Deploy) -> bool {
+    match d.key {
+        EventKey::Run { run_id: id, .. } | EventKey::Deployment { status_id: id, .. } => {
+            id % UPKEEP_EVERY == 0
+        }
+        EventKey::Flux { .. } | EventKey::Canary { .. } => true,
+    }
+}
+
 /// Old-shape groups rewritten in one run at most: with the Pushgateway's
 /// consistency check a PUT costs up to ~0.6 s at 10,000 stored groups, so an
 /// unbounded upgrade could hold one run for an hour; this way the history
@@ -223,7 +260,6 @@ pub const MAX_UPGRADES_PER_RUN: usize = 100;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dora::EventKey;
     use crate::dora::fixtures::{at, stored, stored_before_ref};
     use crate::dora::names;
 
@@ -312,7 +348,7 @@ mod tests {
             p.push,
             vec![Push {
                 group: deploy_group(&new),
-                fresh: true
+                fresh: Some(true)
             }]
         );
         assert!(p.delete.is_empty());
@@ -333,6 +369,12 @@ mod tests {
         assert_eq!(p.delete, vec![old.labels.clone()]);
         let p = plan(&[], &[], &[], &stored, JOB, now(), Retention(None));
         assert!(p.delete.is_empty(), "no retention, nothing pruned");
+    }
+
+    /// The plan for one canary phase and nothing else.
+    fn plan_phases(phase: &CanaryPhase, stored: &Stored) -> Plan {
+        let phases = std::slice::from_ref(phase);
+        plan(&[], &[], phases, stored, JOB, now(), Retention(None))
     }
 
     #[test]
@@ -358,15 +400,7 @@ mod tests {
             .insert(names::CANARY_PHASE.into(), vec![1.0]);
         let groups = vec![unchanged];
         let stored = Stored::new(&groups);
-        let p = plan(
-            &[],
-            &[],
-            std::slice::from_ref(&phase),
-            &stored,
-            JOB,
-            now(),
-            Retention(None),
-        );
+        let p = plan_phases(&phase, &stored);
         assert_eq!(p.changed_phases, 0);
         assert!(p.push.is_empty());
         assert_eq!(p.phases, vec![phase.group()]);
@@ -374,21 +408,13 @@ mod tests {
             phase: "Failed".into(),
             ..phase
         };
-        let p = plan(
-            &[],
-            &[],
-            std::slice::from_ref(&moved),
-            &stored,
-            JOB,
-            now(),
-            Retention(None),
-        );
+        let p = plan_phases(&moved, &stored);
         assert_eq!(p.changed_phases, 1);
         assert_eq!(
             p.push,
             vec![Push {
                 group: moved.group(),
-                fresh: false
+                fresh: Some(false)
             }]
         );
     }
@@ -406,5 +432,56 @@ mod tests {
         ];
         let gone = expired(&groups, "dora", now, 90 * 86_400);
         assert_eq!(gone, vec![&groups[0]]);
+    }
+
+    #[test]
+    fn unread_storage_pushes_every_event_without_knowing_its_group() {
+        let groups = [stored_before_ref()];
+        let d = Deploy::success();
+        let new = new_events(std::slice::from_ref(&d), &Stored::unread(), JOB);
+        assert_eq!(new, vec![true]);
+        let p = plan(
+            std::slice::from_ref(&d),
+            &new,
+            &[],
+            &Stored::unread(),
+            JOB,
+            now(),
+            Retention(Some(1)),
+        );
+        assert_eq!(p.push.len(), 1);
+        assert_eq!(p.push[0].fresh, None, "unknown, not assumed");
+        assert!(p.delete.is_empty() && p.upgraded == 0);
+        // Read, the same store prunes and upgrades.
+        let read = plan(
+            &[],
+            &[],
+            &[],
+            &Stored::new(&groups),
+            JOB,
+            now(),
+            Retention(None),
+        );
+        assert_eq!(read.upgraded, 1);
+    }
+
+    #[test]
+    fn one_event_in_sixteen_does_the_upkeep_by_its_own_id() {
+        let run = |run_id| Deploy {
+            key: EventKey::Run { run_id, attempt: 1 },
+            ..Deploy::success()
+        };
+        assert!(upkeep_due(&run(7008)));
+        assert!(!upkeep_due(&run(7001)));
+        let due = (1..=1_600).filter(|&id| upkeep_due(&run(id))).count();
+        assert_eq!(due, 100);
+        let status = Deploy {
+            key: EventKey::Deployment {
+                id: 1,
+                status_id: 32,
+            },
+            ..Deploy::success()
+        };
+        assert!(upkeep_due(&status));
     }
 }

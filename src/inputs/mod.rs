@@ -71,6 +71,7 @@ pub struct Raw {
     pub remote_write_bearer_token: Option<String>,
     pub remote_write_username: Option<String>,
     pub remote_write_password: Option<String>,
+    pub remote_query_url: Option<String>,
 }
 
 impl Raw {
@@ -172,6 +173,29 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 pub struct RemoteWriteTarget {
     pub url: Url,
     pub auth: RemoteAuth,
+    /// The same store's query API, when known (`remote-query-url`).
+    pub query: Option<QueryTarget>,
+}
+
+/// The base URL of a store's Prometheus query API (`{url}api/v1/query`), and
+/// where it came from, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryTarget {
+    pub url: Url,
+    pub source: QuerySource,
+}
+
+/// Where [`QueryTarget::url`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuerySource {
+    /// The `remote-query-url` input.
+    Input,
+    /// `remote-write-url` is an Amazon Managed Service for Prometheus
+    /// workspace's: its query API is the workspace URL.
+    AmpWorkspace,
+    /// `remote-write-url` ends in `/api/v1/write` (Prometheus, VictoriaMetrics):
+    /// the query API is what comes before.
+    WritePath,
 }
 
 /// `remote-write-auth`, resolved: `auto` has become one of these.
@@ -327,6 +351,7 @@ impl Inputs {
                 raw.remote_write_bearer_token,
                 raw.remote_write_username,
                 raw.remote_write_password,
+                raw.remote_query_url,
             )?,
         };
         inputs.check_supported()?;

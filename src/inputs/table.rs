@@ -71,6 +71,7 @@ pub const INPUTS: &[InputSpec] = &[
     input("remote-write-bearer-token", None, "bearer token for remote-write (masked)"),
     input("remote-write-username", None, "basic-auth username for remote-write"),
     input("remote-write-password", None, "basic-auth password for remote-write (masked)"),
+    input("remote-query-url", None, "the store's Prometheus query API (default: derived from remote-write-url)"),
 ];
 
 /// The input list of `--help`, one line per entry of [`INPUTS`]: `INPUT_`

@@ -6,7 +6,7 @@
 use reqwest::Url;
 
 use super::parse::{invalid, parse_token};
-use super::{RemoteAuth, RemoteWriteTarget, defaults};
+use super::{QuerySource, QueryTarget, RemoteAuth, RemoteWriteTarget, defaults};
 use crate::{Error, Result};
 
 /// The inputs that hold a URL. Their credentials are masked before any
@@ -120,6 +120,7 @@ pub(super) fn parse_remote_write(
     token: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    query: Option<String>,
 ) -> Result<Option<RemoteWriteTarget>> {
     let credentials = Credentials {
         token,
@@ -132,6 +133,7 @@ pub(super) fn parse_remote_write(
             ("remote-write-username", credentials.username.is_some()),
             ("remote-write-password", credentials.password.is_some()),
             ("remote-write-auth", auth != defaults::REMOTE_WRITE_AUTH),
+            ("remote-query-url", query.is_some()),
         ] {
             if set {
                 return Err(Error::input(
@@ -154,7 +156,58 @@ pub(super) fn parse_remote_write(
     let amp_region = amp_region(&url);
     let kind = auth_kind(auth, &credentials, amp_region.is_some())?;
     let auth = remote_auth(kind, credentials, amp_region)?;
-    Ok(Some(RemoteWriteTarget { url, auth }))
+    let query = match query {
+        Some(v) => Some(QueryTarget {
+            url: query_base(parse_secretless_url("remote-query-url", &v)?),
+            source: QuerySource::Input,
+        }),
+        None => derived_query(&url),
+    };
+    Ok(Some(RemoteWriteTarget { url, auth, query }))
+}
+
+/// A URL input that must not carry credentials (they go in their own inputs).
+fn parse_secretless_url(name: &str, v: &str) -> Result<Url> {
+    if userinfo(v).is_some() {
+        return Err(invalid(
+            name,
+            &without_userinfo(v),
+            "put credentials in `remote-write-username`/`remote-write-password`, not in the URL",
+        ));
+    }
+    parse_url(name, v)
+}
+
+/// `url` with a trailing `/`, so `api/v1/query` joins below its path.
+fn query_base(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    url
+}
+
+/// The query API of the store `write` names, where that is unambiguous:
+/// an Amazon Managed Service for Prometheus workspace
+/// (`…/workspaces/<id>/api/v1/remote_write` → `…/workspaces/<id>/`), or a
+/// write path of `/api/v1/write` (Prometheus' receiver, VictoriaMetrics),
+/// whose query API is at the same prefix. Others (Mimir's `/api/v1/push`,
+/// Thanos' `/api/v1/receive`) put it elsewhere: `remote-query-url` says where.
+fn derived_query(write: &Url) -> Option<QueryTarget> {
+    let (prefix, source) = match write.path().strip_suffix("/api/v1/remote_write") {
+        Some(prefix) if amp_region(write).is_some() && prefix.starts_with("/workspaces/") => {
+            (prefix, QuerySource::AmpWorkspace)
+        }
+        _ => (
+            write.path().strip_suffix("/api/v1/write")?,
+            QuerySource::WritePath,
+        ),
+    };
+    let mut url = write.clone();
+    url.set_path(prefix);
+    Some(QueryTarget {
+        url: query_base(url),
+        source,
+    })
 }
 
 /// The credential inputs of remote-write, as typed (trimmed, empty = unset).
@@ -308,6 +361,87 @@ mod tests {
             None
         );
         assert_eq!(amp("https://mimir.example/api/v1/push"), None);
+    }
+
+    #[test]
+    fn the_query_api_is_derived_only_where_the_write_url_makes_it_unambiguous() {
+        let query = |write: &str, query: Option<&str>| {
+            let mut pairs = vec![("INPUT_REMOTE-WRITE-URL", write)];
+            pairs.extend(query.map(|q| ("INPUT_REMOTE-QUERY-URL", q)));
+            parse(&pairs)
+                .unwrap()
+                .remote_write
+                .unwrap()
+                .query
+                .map(|q| (q.url.to_string(), q.source))
+        };
+        let amp = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1";
+        for (write, want) in [
+            (
+                format!("{amp}/api/v1/remote_write"),
+                Some((format!("{amp}/"), QuerySource::AmpWorkspace)),
+            ),
+            (
+                "http://vm:8428/api/v1/write".into(),
+                Some(("http://vm:8428/".into(), QuerySource::WritePath)),
+            ),
+            (
+                "https://prom.example/store/api/v1/write".into(),
+                Some(("https://prom.example/store/".into(), QuerySource::WritePath)),
+            ),
+            ("https://mimir.example/api/v1/push".into(), None),
+            ("https://thanos.example/api/v1/receive".into(), None),
+            // `remote_write` off AMP's host says nothing about a query API.
+            (
+                "https://example.com/workspaces/ws-1/api/v1/remote_write".into(),
+                None,
+            ),
+        ] {
+            assert_eq!(query(&write, None), want, "{write}");
+        }
+        assert_eq!(
+            query(
+                "https://mimir.example/api/v1/push",
+                Some("https://mimir.example/prometheus")
+            ),
+            Some((
+                "https://mimir.example/prometheus/".into(),
+                QuerySource::Input
+            )),
+            "the input wins, with a trailing slash for joining"
+        );
+    }
+
+    #[test]
+    fn a_query_url_alone_or_with_credentials_is_refused() {
+        let e = parse(&[("INPUT_REMOTE-QUERY-URL", "http://vm:8428")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `remote-query-url`: is only used with `remote-write-url`, which is not set"
+        );
+        let e = parse(&[
+            ("INPUT_REMOTE-WRITE-URL", "http://vm:8428/api/v1/write"),
+            ("INPUT_REMOTE-QUERY-URL", "http://u:secret@vm:8428"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("input `remote-query-url`: invalid value"),
+            "{e}"
+        );
+        assert!(!e.contains("secret"), "{e}");
+        for bad in ["not a url", "ftp://vm:8428", "http://vm:8428/?q=1"] {
+            let e = parse(&[
+                ("INPUT_REMOTE-WRITE-URL", "http://vm:8428/api/v1/write"),
+                ("INPUT_REMOTE-QUERY-URL", bad),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("input `remote-query-url`: invalid value"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod dry_run;
 pub mod pushgateway;
+pub mod remote_query;
 pub mod remote_write;
 
 use futures_util::StreamExt;

@@ -274,12 +274,27 @@ impl RemoteWrite {
         for (name, value) in PROTOCOL_HEADERS {
             request = request.header(name, value);
         }
-        match &self.auth {
-            Auth::None => {}
-            Auth::Bearer(token) => request = request.bearer_auth(token),
-            Auth::Basic { username, password } => {
-                request = request.basic_auth(username, Some(password))
-            }
+        self.auth
+            .authorize(request, &self.url, &PROTOCOL_HEADERS, body)
+    }
+}
+
+impl Auth {
+    /// `request`, a POST of `body` with `headers` to `url`, authenticated:
+    /// a bearer token, basic auth, or a SigV4 signature (service `aps`) over
+    /// the URL, those headers and the body. One rule for every request to
+    /// the store (writes and queries).
+    pub fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<reqwest::RequestBuilder> {
+        Ok(match self {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
             Auth::SigV4 {
                 region,
                 credentials,
@@ -289,17 +304,16 @@ impl RemoteWrite {
                     region,
                     "aps",
                     "POST",
-                    self.url.as_str(),
-                    &PROTOCOL_HEADERS,
+                    url.as_str(),
+                    headers,
                     body,
                     SystemTime::now(),
                 )?;
-                for (name, value) in signed {
-                    request = request.header(name, value);
-                }
+                signed
+                    .into_iter()
+                    .fold(request, |r, (name, value)| r.header(name, value))
             }
-        }
-        Ok(request)
+        })
     }
 }
 

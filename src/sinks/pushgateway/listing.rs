@@ -45,6 +45,9 @@ impl<'de> serde::de::Visitor<'de> for ApiGroup<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "labels" {
                 group.labels = map.next_value()?;
+            } else if key == "last_push_successful" {
+                // The one key besides `labels` that is no metric family.
+                map.next_value::<serde::de::IgnoredAny>()?;
             } else if key.starts_with(self.0.prefix) {
                 let family: ApiFamily = map.next_value()?;
                 if let Some(first) = family.metrics.first().filter(|_| (self.0.labelled)(&key)) {
@@ -87,6 +90,8 @@ struct ApiMetric {
 pub(super) struct GroupStream<'k> {
     /// What of each group to keep.
     keep: &'k Keep,
+    /// Keep only the group with exactly these labels.
+    only: Option<&'k SmallMap<String>>,
     /// Nesting depth: 1 inside the top-level object, 2 inside `data`, 3+ inside a group.
     depth: usize,
     in_string: bool,
@@ -125,9 +130,10 @@ pub struct Listing {
 }
 
 impl<'k> GroupStream<'k> {
-    pub(super) fn new(keep: &'k Keep) -> GroupStream<'k> {
+    pub(super) fn new(keep: &'k Keep, only: Option<&'k SmallMap<String>>) -> GroupStream<'k> {
         GroupStream {
             keep,
+            only,
             depth: 0,
             in_string: false,
             escaped: false,
@@ -237,7 +243,7 @@ impl<'k> GroupStream<'k> {
             .and_then(|g| json.end().map(|()| g))
             .map_err(|e| format!("unexpected answer: {e}"))?;
         self.element.clear();
-        if !group.labels.is_empty() {
+        if !group.labels.is_empty() && self.only.is_none_or(|only| *only == group.labels) {
             self.groups.push(group);
         }
         Ok(())
@@ -265,7 +271,7 @@ mod tests {
     /// Parses `GET /api/v1/metrics` (`{"status":"success","data":[group, ...]}`;
     /// each group an object with `labels` and one key per metric family) in one go.
     fn parse_groups(body: &[u8]) -> std::result::Result<Vec<StoredGroup>, String> {
-        let mut stream = GroupStream::new(&FAMILIES);
+        let mut stream = GroupStream::new(&FAMILIES, None);
         stream.feed(body)?;
         stream.finish().map(|l| l.groups)
     }
@@ -317,7 +323,7 @@ mod tests {
         assert_eq!(whole[0].sample_labels["phase"], "Failed");
         assert_eq!(whole[1].event_time(), Some(7.0));
         for size in [1, 2, 3, 7, 64] {
-            let mut stream = GroupStream::new(&FAMILIES);
+            let mut stream = GroupStream::new(&FAMILIES, None);
             for piece in body.chunks(size) {
                 stream.feed(piece).unwrap();
             }
@@ -335,7 +341,7 @@ mod tests {
         let body = format!(
             r#"{{"status":"success","data":[{{"labels":{{"job":"other","g":"1"}},"big":{{"metrics":[{{"labels":{{"v":"{huge}"}},"value":"1"}}]}}}},{{"labels":{{"job":"dora","run_id":"2"}},"dora_workflow_deploy_timestamp":{{"metrics":[{{"value":"5"}}]}}}}]}}"#
         );
-        let mut stream = GroupStream::new(&FAMILIES);
+        let mut stream = GroupStream::new(&FAMILIES, None);
         for piece in body.as_bytes().chunks(64 * 1024) {
             stream.feed(piece).unwrap();
             assert!(
@@ -363,5 +369,29 @@ mod tests {
             parse_groups(br#"{"status":"success","data":[]}"#).unwrap(),
             vec![]
         );
+    }
+
+    #[test]
+    fn every_family_of_one_group_can_be_kept() {
+        let every = Keep {
+            prefix: "",
+            labelled: |_| false,
+        };
+        let body = br#"{"status":"success","data":[
+            {"labels":{"job":"dora","run_id":"1"},"last_push_successful":false,
+             "push_failure_time_seconds":{"metrics":[{"value":"1.7e9"}]},
+             "push_time_seconds":{"metrics":[{"value":"0"}]}},
+            {"labels":{"job":"dora","run_id":"2"},"last_push_successful":true,
+             "dora_workflow_deploy_timestamp":{"metrics":[{"value":"5"}]}}]}"#;
+        let only: SmallMap<String> = [("job", "dora".to_string()), ("run_id", "1".to_string())]
+            .into_iter()
+            .collect();
+        let mut stream = GroupStream::new(&every, Some(&only));
+        stream.feed(body).unwrap();
+        let groups = stream.finish().unwrap().groups;
+        assert_eq!(groups.len(), 1, "only the group asked for");
+        assert_eq!(groups[0].labels, only);
+        let names: Vec<&str> = groups[0].metrics.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["push_failure_time_seconds", "push_time_seconds"]);
     }
 }

@@ -219,6 +219,15 @@ impl Answer {
 
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Every metric family of a group, for [`Pushgateway::is_shell`].
+const EVERY_FAMILY: Keep = Keep {
+    prefix: "",
+    labelled: |_| false,
+};
+
+/// The families the Pushgateway adds to every group itself.
+const PUSHGATEWAY_OWN: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
+
 /// A Pushgateway, reached through a [`Transport`].
 #[derive(Debug, Clone)]
 pub struct Pushgateway {
@@ -228,6 +237,9 @@ pub struct Pushgateway {
 
 /// How long one request may take before it counts as a failed attempt.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`Pushgateway::warm_up`] waits at most.
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Pushgateway {
     /// A Pushgateway at a base URL; a missing trailing `/` is added so that a
@@ -264,6 +276,11 @@ impl Pushgateway {
     /// [`Pushgateway::groups`], with the count of groups skipped for their
     /// size (over [`GROUP_LIMIT`]), for the run to warn about.
     pub async fn listing(&self, keep: &Keep) -> Result<Listing> {
+        self.listing_of(keep, None).await
+    }
+
+    /// The listing, only the group with exactly `only` labels kept when given.
+    async fn listing_of(&self, keep: &Keep, only: Option<&SmallMap<String>>) -> Result<Listing> {
         const WHAT: &str = "read groups";
         retry(self.backoff, || async {
             let mut answer = match self
@@ -277,7 +294,7 @@ impl Pushgateway {
             if !answer.status().is_success() {
                 return self.refused(WHAT, answer).await;
             }
-            let mut stream = GroupStream::new(keep);
+            let mut stream = GroupStream::new(keep, only);
             loop {
                 match answer.chunk().await {
                     Ok(Some(chunk)) => {
@@ -300,21 +317,45 @@ impl Pushgateway {
         .map_err(Error::Pushgateway)
     }
 
+    /// Opens the connection (TCP, TLS, and through a tunnel the API
+    /// server's) with the cheapest request there is, `GET /-/ready`, so the
+    /// event's PUT finds it open: run beside the GitHub look-ups, this takes
+    /// the handshake off the event's path. One attempt, its outcome ignored:
+    /// the PUT that follows reports any failure with its own retries. At
+    /// most [`WARM_UP_TIMEOUT`]: a handshake takes a few round trips, and a
+    /// server that does not answer by then costs the run no more.
+    pub async fn warm_up(&self) {
+        let ready = async {
+            let answer = self.transport.send(Method::GET, "-/ready", None).await?;
+            // Read to its end, so the connection goes back to the pool.
+            answer.bytes(http::ERROR_BODY_LIMIT).await.map(|_| ())
+        };
+        match tokio::time::timeout(WARM_UP_TIMEOUT, ready).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("warm-up: {e}"),
+            Err(_) => tracing::debug!("warm-up: no answer within {WARM_UP_TIMEOUT:?}"),
+        }
+    }
+
     /// Replaces a group with `exposition` (`PUT`): the same event pushed
     /// twice leaves the same state.
     ///
     /// A push the Pushgateway rejects (4xx: a malformed exposition, a metric
     /// whose type clashes with another group's) still leaves the group behind,
-    /// empty and marked failed; when the group is `fresh` (it did not exist
-    /// before), it is deleted again, best effort. A push that got no answer or
-    /// a 5xx leaves no such group, and is not followed by a delete, which
-    /// would only wait out a second retry budget against a failing server.
+    /// empty and marked failed, when it did not exist before. So after a
+    /// rejection the group is deleted again, best effort, when it is `fresh`
+    /// (known not to have existed) or, when that is not known (`None`: the
+    /// run did not read the listing), when the listing shows it empty. A
+    /// rejected push on an existing group leaves its old metrics, which stay.
+    /// A push that got no answer or a 5xx leaves no such group, and is not
+    /// followed by a delete, which would only wait out a second retry budget
+    /// against a failing server.
     pub async fn put(
         &self,
         job: &str,
         grouping: &[(String, String)],
         exposition: &str,
-        fresh: bool,
+        fresh: Option<bool>,
     ) -> Result<()> {
         let path = group_path(job, grouping.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let pushed = self
@@ -326,8 +367,14 @@ impl Pushgateway {
                 .is_some_and(|s| s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS),
             _ => false,
         };
-        if pushed.as_ref().is_err_and(rejected)
-            && fresh
+        if !pushed.as_ref().is_err_and(rejected) {
+            return pushed;
+        }
+        let shell = match fresh {
+            Some(fresh) => fresh,
+            None => self.is_shell(job, grouping).await,
+        };
+        if shell
             && self
                 .send("delete", Method::DELETE, &path, None)
                 .await
@@ -336,6 +383,24 @@ impl Pushgateway {
             tracing::warn!("could not remove the empty group a rejected push left");
         }
         pushed
+    }
+
+    /// Whether the group is stored holding none but the Pushgateway's own
+    /// metrics (what a rejected push leaves of a group that did not exist).
+    /// Read only after a rejection: the listing costs what the Pushgateway
+    /// holds. An unreadable listing says no: nothing is deleted on a guess.
+    async fn is_shell(&self, job: &str, grouping: &[(String, String)]) -> bool {
+        let mut labels: SmallMap<String> = grouping.iter().cloned().collect();
+        labels.insert("job".to_string(), job.to_string());
+        match self.listing_of(&EVERY_FAMILY, Some(&labels)).await {
+            Ok(listing) => listing.groups.iter().any(|g| {
+                g.labels == labels
+                    && g.metrics
+                        .iter()
+                        .all(|(name, _)| PUSHGATEWAY_OWN.contains(&name))
+            }),
+            Err(_) => false,
+        }
     }
 
     /// Deletes the group with exactly these labels (including `job`).
