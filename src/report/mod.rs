@@ -7,6 +7,8 @@ use crate::actions;
 use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
 use crate::duration::human;
 
+mod incidents;
+
 /// Event rows (and per-source rows, and warnings) shown in the summary; the
 /// rest are counted.
 const MAX_ROWS: usize = 50;
@@ -242,6 +244,7 @@ impl Report {
                 md.push_str(&format!("Median lead time: {}.\n\n", human(lead)));
             }
         }
+        md.push_str(&self.incidents_section());
         for w in self.warnings.iter().take(MAX_ROWS) {
             md.push_str(&format!("> [!WARNING]\n> {}\n\n", message(w)));
         }
