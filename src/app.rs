@@ -486,7 +486,13 @@ async fn collect(
         warnings,
     )
     .await?;
-    let observed = incidents::window(github, inputs, repository, now, warnings).await;
+    // GitHub failed to give any history (`fail-on-error: false`): the run
+    // ends with nothing to deliver, so no incidents are asked for either.
+    let observed = if deploys.is_empty() && !failed.is_empty() {
+        Vec::new()
+    } else {
+        incidents::window(github, inputs, repository, now, warnings).await
+    };
     Ok(Collected {
         deploys,
         failed,

@@ -110,6 +110,8 @@ fn leg(pg: &Pushgateway, gh: &MockServer, workflows: &str) -> Action {
         .input("pushgateway-url", &pg.url)
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
+        // No incidents here (tests/incidents.rs has them): the history only.
+        .input("incident-labels", "")
 }
 
 async fn calls(gh: &MockServer, path_part: &str) -> usize {
