@@ -547,7 +547,7 @@ mod tests {
             commit: "ffeeddccbbaa99887766554433221100ffeeddcc".into(),
             reverted: SHA.into(),
         };
-        let all = change_failures(&[p], &[revert.clone()]);
+        let all = change_failures(&[p], std::slice::from_ref(&revert));
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].causes, ["incident #12", "revert ffeeddc"]);
         assert_eq!(
