@@ -446,6 +446,31 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_url_pins_the_incident_on_that_deployment() {
+        let deployed = Deploy {
+            key: EventKey::Deployment {
+                id: 145_988_746,
+                status_id: 1,
+            },
+            ..Deploy::success()
+                .at("2026-11-19T08:00:00Z")
+                .sha("d4d4d4d4d4d4")
+        };
+        let mut all = deploys();
+        all.push(deployed);
+        let title = "Outage after https://api.github.com/repos/octo-org/shop/deployments/145988746";
+        let p = pin(
+            incident(title, "", "2026-11-20T12:00:00Z"),
+            &all,
+            "production",
+            60,
+        );
+        assert_eq!(p.link, LinkKind::Explicit);
+        assert_eq!(p.deploy.unwrap().sha, "d4d4d4d4d4d4");
+        assert_eq!(p.evidence, "title names deployment 145988746");
+    }
+
+    #[test]
     fn a_failed_run_or_a_short_or_unknown_sha_is_no_explicit_link() {
         let body = "after https://github.com/octo-org/shop/actions/runs/7105 and 1a2b3c, deadbeef";
         let p = pin(

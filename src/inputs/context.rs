@@ -242,6 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn auto_records_an_issues_event_in_event_mode() {
+        // An incident changed: event mode, even beside `workflows`.
+        assert_eq!(mode("issues", &[PUSHGATEWAY]), Mode::Event);
+        assert_eq!(
+            mode("issues", &[PUSHGATEWAY, ("INPUT_WORKFLOWS", "deploy.yml")]),
+            Mode::Event
+        );
+        assert_eq!(
+            mode("issues", &[("INPUT_MODE", "event"), PUSHGATEWAY]),
+            Mode::Event
+        );
+    }
+
+    #[test]
     fn auto_reads_workflow_history_when_workflows_are_named() {
         let vars = [PUSHGATEWAY, ("INPUT_WORKFLOWS", "deploy.yml")];
         assert_eq!(mode_in_a_repository("schedule", &vars), Mode::Workflows);
