@@ -35,10 +35,8 @@
 //!   credential follows a URL off its origin, no body is read past its
 //!   bound. [`retry`] is the shared retry bound.
 //! - [`app`] runs it all in that order (begin → connect → collect → plan →
-//!   deliver → report); [`process`] is its edge (secrets masked, outputs and
-//!   summary written, one `::error::` line, `--help`, the panic report);
-//!   `main.rs` only parses arguments, guards against panics and maps the
-//!   result to an exit code.
+//!   deliver → report); `main.rs` only parses arguments, guards against
+//!   panics and maps the result to an exit code.
 
 pub mod actions;
 pub mod app;
@@ -50,7 +48,6 @@ pub mod github;
 pub mod http;
 pub mod inputs;
 pub mod kubernetes;
-pub mod process;
 pub mod report;
 pub mod retry;
 pub mod sinks;
