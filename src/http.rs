@@ -280,6 +280,22 @@ pub fn size(limit: usize) -> String {
     }
 }
 
+/// Sends `request` as one attempt of a retried call: a request that could
+/// not be built is final, one that got no answer (connection, timeout) is
+/// retried; an answer is the caller's to judge.
+pub async fn attempt<T>(
+    request: crate::Result<reqwest::RequestBuilder>,
+) -> std::result::Result<reqwest::Response, crate::retry::Attempt<T>> {
+    use crate::retry::Attempt;
+    match request {
+        Err(e) => Err(Attempt::Fail(e.to_string().into())),
+        Ok(request) => request
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(Failure::transport(e))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

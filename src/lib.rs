@@ -14,12 +14,14 @@
 //!   Flux Kustomizations and Flagger Canaries ([`sources::cluster`]), and the
 //!   look-ups that complete a new event ([`sources::lookups`]).
 //! - [`dora`] is the pure core: events, their history, their groups and
-//!   encoding, what the stored groups already say, the [`dora::plan`] (what
+//!   encoding, what the stored groups (or a store's series, [`dora::held`])
+//!   already say, the [`dora::plan`] (what
 //!   to push, delete, upgrade; what is recorded; what retention keeps) and
 //!   the statistics and bands. No I/O, no outside system.
 //! - [`sinks`] carry out a plan: the [`sinks::pushgateway`] (by URL, or
 //!   through a tunnel such as the API server's service proxy), a
-//!   [`sinks::remote_write`] store, or the [`sinks::dry_run`] printer.
+//!   [`sinks::remote_write`] store (whose query API, [`sinks::remote_query`],
+//!   says what it already holds), or the [`sinks::dry_run`] printer.
 //!   [`stored`] is the plain data a store reader hands the core.
 //! - [`report`] renders the job summary (Markdown) and the step outputs.
 //! - [`clients`] builds the clients context once ([`clients::connect`]):

@@ -100,17 +100,12 @@ impl RemoteQuery {
                 .timeout(REQUEST_TIMEOUT)
                 .header(CONTENT_TYPE, FORM)
                 .body(body.clone());
-            let request =
-                match self
-                    .auth
-                    .authorize(request, &url, &[("content-type", FORM)], body.as_bytes())
-                {
-                    Ok(r) => r,
-                    Err(e) => return Attempt::Fail(e.to_string().into()),
-                };
-            let response = match request.send().await {
+            let signed =
+                self.auth
+                    .authorize(request, &url, &[("content-type", FORM)], body.as_bytes());
+            let response = match http::attempt(signed).await {
                 Ok(r) => r,
-                Err(e) => return Attempt::Retry(Failure::transport(e)),
+                Err(attempt) => return attempt,
             };
             let status = response.status();
             if let Some(note) = http::redirect_note(status, response.headers()) {

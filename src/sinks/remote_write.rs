@@ -226,13 +226,9 @@ impl RemoteWrite {
             .sum::<usize>();
         retry(self.backoff, || async {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let request = match self.request(&body) {
+            let response = match http::attempt(self.request(&body)).await {
                 Ok(r) => r,
-                Err(e) => return Attempt::Fail(e.to_string().into()),
-            };
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) => return Attempt::Retry(Failure::transport(e)),
+                Err(attempt) => return attempt,
             };
             let status = response.status();
             let retry_after = response

@@ -2,7 +2,15 @@
 //! inputs and the payload decide before any call) → [`connect`] (the
 //! clients context) → [`run`]: the sources collect events, the stored
 //! groups say which are new, the sinks record them, the report says what
-//! happened. The only module that decides what happens in which order.
+//! happened. The only module that decides what happens in which order:
+//! `collect` runs the sources, `record` reads what is stored, plans and
+//! delivers.
+
+mod collect;
+mod record;
+
+use collect::{Collected, collect, collect_issue};
+use record::{Found, Read, print, record, retention};
 
 use jiff::Timestamp;
 use reqwest::Url;
@@ -11,16 +19,11 @@ use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
 use crate::dora::incident::Observed;
-use crate::dora::incident_plan::{self, IncidentPlan};
-use crate::dora::plan::{self, Plan, Retention, Stored};
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
-use crate::report::{RemoteQueryState, Report};
-use crate::sinks::pushgateway::{Listing, Pushgateway};
-use crate::sinks::{self, dry_run, pushgateway};
-use crate::sources::cluster;
+use crate::report::Report;
+use crate::sinks::pushgateway::Pushgateway;
 use crate::sources::incidents;
 use crate::sources::payload::{self, Observation, Rules};
-use crate::sources::{event, lookups, workflows};
 use crate::{Error, Result};
 
 /// The whole action, from environment pairs to an exit code. Every failure
@@ -285,35 +288,6 @@ fn pruned_at_once(inputs: &Inputs, d: &dora::Deploy, now: Timestamp) -> Option<S
     })
 }
 
-/// What the sources collected.
-#[derive(Default)]
-struct Collected {
-    deploys: Vec<dora::Deploy>,
-    /// Canary phases: state, replaced every run.
-    phases: Vec<dora::CanaryPhase>,
-    /// A refusal that must fail the run after the other sources' events are delivered.
-    deferred: Option<Error>,
-    /// The stored groups, when the source read them beside its own calls.
-    stored: Option<Result<Listing>>,
-    /// Whether the run reads what is stored (to prune, upgrade, and tell
-    /// recorded events from new ones): every scheduled run, and event-mode
-    /// runs on one event in [`plan::UPKEEP_EVERY`].
-    upkeep: bool,
-    /// GitHub failures `fail-on-error: false` turned into warnings.
-    failed: Vec<Error>,
-    /// Incidents (and issues that are none any more) the source read.
-    observed: Vec<Observed>,
-}
-
-/// What the sources found besides the events, for [`record`] and [`print`].
-struct Found<'a> {
-    phases: &'a [dora::CanaryPhase],
-    read: Read,
-    observed: Vec<Observed>,
-    /// The run's environment, where an incident without an `environment:` label happened.
-    environment: &'a str,
-}
-
 /// One run with its clients: collect, record, report.
 pub async fn run(
     inputs: &Inputs,
@@ -333,13 +307,7 @@ pub async fn run(
     report.destination = clients.pushgateway.as_ref().map(Pushgateway::display_url);
     let github = &clients.github;
     let mut collected = match issue {
-        // An `issues` event: the incident, and the stored deployments to pin it on.
-        Some(issue) => Collected {
-            observed: vec![issue],
-            stored: read_stored(clients).await,
-            upkeep: true,
-            ..Collected::default()
-        },
+        Some(issue) => collect_issue(clients, issue).await,
         None => {
             collect(
                 inputs,
@@ -404,273 +372,6 @@ pub async fn run(
     Ok(report)
 }
 
-/// Runs the mode's source. Event mode pushes its event without reading
-/// what is stored, but on the upkeep events ([`plan::upkeep_due`]); there
-/// it reads the stored groups while it asks GitHub about the event: the two
-/// are independent, and one after the other they would cost a round trip
-/// more (the look-ups are few, the listing bounded). On the other events it
-/// opens the connection to the Pushgateway meanwhile, for the same reason.
-async fn collect(
-    inputs: &Inputs,
-    runner: &Runner,
-    start: (Mode, &str),
-    event: Option<(dora::Deploy, serde_json::Value)>,
-    clients: &Clients,
-    now: Timestamp,
-    warnings: &mut Vec<String>,
-) -> Result<Collected> {
-    let (mode, environment) = start;
-    let github = &clients.github;
-    if let Some((deploy, payload)) = event {
-        let event_name = runner.event_name.as_deref().unwrap_or("");
-        let upkeep = plan::upkeep_due(&deploy);
-        let history =
-            event::event_with_history(github, inputs, deploy, Some(&payload), event_name, warnings);
-        let read = async {
-            match &clients.pushgateway {
-                Some(pushgateway) if upkeep => Some(pushgateway.listing(&dora::FAMILIES).await),
-                Some(pushgateway) => {
-                    pushgateway.warm_up().await;
-                    None
-                }
-                None => None,
-            }
-        };
-        let (deploys, stored) = tokio::join!(history, read);
-        return Ok(Collected {
-            deploys,
-            stored,
-            upkeep,
-            ..Collected::default()
-        });
-    }
-    if mode == Mode::Cluster {
-        let client = clients
-            .kube
-            .as_ref()
-            .expect("cluster mode has a cluster (inputs::resolve)");
-        let github_host = github_host(&runner.server_url);
-        let scope = cluster::Scope {
-            kustomizations: &inputs.kustomizations,
-            canary_namespaces: &inputs.canary_namespaces,
-            github_host: &github_host,
-            environment,
-        };
-        let read = cluster::cluster_events(client, &scope).await;
-        warnings.extend(read.warnings);
-        return Ok(Collected {
-            deploys: read.events,
-            phases: read.phases,
-            deferred: read.refusal,
-            upkeep: true,
-            ..Collected::default()
-        });
-    }
-    let repository = runner
-        .env
-        .get("GITHUB_REPOSITORY")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let default_branch = payload::payload_default_branch(runner.event_path.as_deref());
-    let rules = Rules {
-        deploy_branches: &inputs.deploy_branches,
-        environment,
-    };
-    let (deploys, failed) = workflows::workflow_history(
-        github,
-        inputs,
-        repository,
-        default_branch,
-        &rules,
-        now,
-        warnings,
-    )
-    .await?;
-    // GitHub failed to give any history (`fail-on-error: false`): the run
-    // ends with nothing to deliver, so no incidents are asked for either.
-    let observed = if deploys.is_empty() && !failed.is_empty() {
-        Vec::new()
-    } else {
-        incidents::window(github, inputs, repository, now, warnings).await
-    };
-    Ok(Collected {
-        deploys,
-        failed,
-        upkeep: true,
-        observed,
-        ..Collected::default()
-    })
-}
-
-/// The stored groups, when there is a Pushgateway to read them from.
-async fn read_stored(clients: &Clients) -> Option<Result<Listing>> {
-    match &clients.pushgateway {
-        Some(pushgateway) => Some(pushgateway.listing(&dora::FAMILIES).await),
-        None => None,
-    }
-}
-
-/// The incidents' part of the plan: each pinned on this run's deployments
-/// or the stored ones; the reverts this run's deployments shipped.
-fn plan_incidents(
-    inputs: &Inputs,
-    found: Found,
-    deploys: &[dora::Deploy],
-    stored: &Stored,
-    now: Timestamp,
-) -> IncidentPlan {
-    let scope = incident_plan::Scope {
-        job: &inputs.job,
-        environment: found.environment,
-        window: inputs.incident_window,
-        now,
-        retention: retention(inputs),
-    };
-    incident_plan::plan_incidents(found.observed, deploys, stored, &scope)
-}
-
-/// `retention`, where it applies: a remote-write store keeps its own.
-fn retention(inputs: &Inputs) -> Retention {
-    Retention::new(inputs.retention, inputs.uses_pushgateway())
-}
-
-/// What the run knows of the stored groups before it records.
-#[derive(Default)]
-struct Read {
-    /// The listing, when the source read it beside its own calls.
-    done: Option<Result<Listing>>,
-    /// Whether to read it (see [`Collected::upkeep`]).
-    upkeep: bool,
-}
-
-/// Reads what is stored (unless the source did, or this is no upkeep run),
-/// finds which events are new, completes them (one GitHub look-up each, see
-/// [`lookups::complete`]), plans, and delivers the plan. Events already
-/// stored are left as they are: re-running changes nothing.
-async fn record(
-    inputs: &Inputs,
-    clients: &Clients,
-    deploys: &mut [dora::Deploy],
-    mut found: Found<'_>,
-    now: Timestamp,
-    report: &mut Report,
-) -> Result<()> {
-    let (phases, read) = (found.phases, std::mem::take(&mut found.read));
-    let listing = match (read.done, &clients.pushgateway) {
-        (Some(done), _) => Some(done?),
-        (None, Some(p)) if read.upkeep => Some(p.listing(&dora::FAMILIES).await?),
-        (None, Some(_)) => None,
-        (None, None) => Some(held(clients, deploys, read.upkeep, now, inputs, report).await),
-    };
-    report.upkeep_skipped = listing.is_none();
-    let skipped = listing.as_ref().map_or(0, |l| l.skipped);
-    if skipped > 0 {
-        report.warnings.push(format!(
-            "{} stored groups larger than {} were skipped unread (the groups this action writes are a few KB)",
-            skipped,
-            crate::http::size(pushgateway::GROUP_LIMIT)
-        ));
-    }
-    let stored = match &listing {
-        Some(listing) => Stored::new(&listing.groups),
-        None => Stored::unread(),
-    };
-    let job = &inputs.job;
-    let new = plan::new_events(deploys, &stored, job);
-    lookups::complete(
-        &clients.github,
-        deploys,
-        stored.groups,
-        &new,
-        &mut report.warnings,
-    )
-    .await;
-    plan::adopt(deploys, &new, &stored, job);
-    let plan = plan::plan(deploys, &new, phases, &stored, job, now, retention(inputs));
-    let incidents = plan_incidents(inputs, found, deploys, &stored, now);
-    let (pushgateway, remote) = (clients.pushgateway.as_ref(), clients.remote.as_ref());
-    sinks::deliver(plan, pushgateway, remote, job, now, report).await?;
-    sinks::deliver_incidents(incidents, pushgateway, remote, job, report).await
-}
-
-/// What the remote-write store holds of this run's events, when its query
-/// API is known (`remote-query-url`) and the run reads what is stored: one
-/// instant query reaching back to the oldest event. A store that does not
-/// answer is a warning; the run then looks every event up, as without it.
-async fn held(
-    clients: &Clients,
-    deploys: &[dora::Deploy],
-    upkeep: bool,
-    now: Timestamp,
-    inputs: &Inputs,
-    report: &mut Report,
-) -> Listing {
-    let Some(query) = clients.remote_query.as_ref().filter(|_| upkeep) else {
-        return Listing::default();
-    };
-    let Some(oldest) = deploys.iter().map(|d| d.time).min() else {
-        return Listing::default();
-    };
-    // A minute more than the oldest event's age, so it lies inside the range.
-    let range = now.as_second() - oldest.as_second() + 60;
-    let answer = query
-        .instant(&dora::held::held_query(&inputs.job, range), now)
-        .await;
-    report.remote_query = Some(RemoteQueryState {
-        url: query.display_url(),
-        origin: query.origin(),
-        answered: answer.is_ok(),
-    });
-    match answer {
-        Ok(series) => Listing {
-            groups: dora::held::held_groups(series),
-            skipped: 0,
-        },
-        Err(e) => {
-            report.warnings.push(format!(
-                "{e}: every event is looked up as if none were stored"
-            ));
-            Listing::default()
-        }
-    }
-}
-
-/// No sink (a dry run): the events completed as a real run would, printed
-/// as the groups a real run would push.
-async fn print(
-    inputs: &Inputs,
-    github: &crate::github::GitHub,
-    deploys: &mut [dora::Deploy],
-    found: Found<'_>,
-    now: Timestamp,
-    report: &mut Report,
-) {
-    let phases = found.phases;
-    let all_new = vec![true; deploys.len()];
-    lookups::complete(github, deploys, &[], &all_new, &mut report.warnings).await;
-    let nothing = Stored::new(&[]);
-    let plan: Plan = plan::plan(
-        deploys,
-        &all_new,
-        phases,
-        &nothing,
-        &inputs.job,
-        now,
-        Retention(None),
-    );
-    report.canary_phases = plan.phases.len();
-    report.new_events = plan.events.len();
-    let mut exposition = dry_run::print(&plan, &inputs.job);
-    let incidents = plan_incidents(inputs, found, deploys, &nothing, now);
-    if !incidents.events.is_empty() {
-        exposition.push('\n');
-        exposition.push_str(&dry_run::print_incidents(&incidents, &inputs.job));
-    }
-    report.exposition = Some(exposition);
-    report.incidents = incidents.pinned;
-    report.reverts = incidents.reverts;
-}
-
 /// The end of a run that recorded: the warnings shown, what was recorded kept.
 fn finish(
     report: &mut Report,
@@ -699,13 +400,4 @@ pub fn skip(mut report: Report, reason: String) -> Report {
     actions::notice(&format!("nothing recorded: {reason}"));
     report.skipped = Some(reason);
     report
-}
-
-/// Host of the GitHub server (`GITHUB_SERVER_URL`), which a Flux
-/// GitRepository URL must name to be one of this server's repositories.
-fn github_host(server_url: &str) -> String {
-    Url::parse(server_url)
-        .ok()
-        .and_then(|u| u.host_str().map(String::from))
-        .unwrap_or_else(|| "github.com".into())
 }
