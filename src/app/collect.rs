@@ -106,23 +106,22 @@ pub(super) async fn collect(
         deploy_branches: &inputs.deploy_branches,
         environment,
     };
-    let (deploys, failed) = workflows::workflow_history(
-        github,
-        inputs,
-        repository,
-        default_branch,
-        &rules,
-        now,
-        warnings,
-    )
-    .await?;
-    // GitHub failed to give any history (`fail-on-error: false`): the run
-    // ends with nothing to deliver, so no incidents are asked for either.
-    let observed = if deploys.is_empty() && !failed.is_empty() {
-        Vec::new()
-    } else {
-        incidents::window(github, inputs, repository, now, warnings).await
-    };
+    // The window's incidents are listed beside the runs: one round trip, not two.
+    let mut noted = Vec::new();
+    let (history, observed) = tokio::join!(
+        workflows::workflow_history(
+            github,
+            inputs,
+            repository,
+            default_branch,
+            &rules,
+            now,
+            warnings,
+        ),
+        incidents::window(github, inputs, repository, now, &mut noted)
+    );
+    let (deploys, failed) = history?;
+    warnings.extend(noted);
     Ok(Collected {
         deploys,
         failed,
