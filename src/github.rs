@@ -31,6 +31,8 @@ const PAGE_LIMIT: usize = 16 << 20;
 
 #[derive(Deserialize)]
 struct CommitResponse {
+    #[serde(default)]
+    sha: String,
     commit: CommitDetail,
 }
 
@@ -38,6 +40,18 @@ struct CommitResponse {
 struct CommitDetail {
     committer: Option<Signature>,
     author: Option<Signature>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// What a compare says: each listed commit's time (where it has one), the
+/// total GitHub counted (it lists at most 250), and each listed commit's
+/// sha and message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Compared {
+    pub times: Vec<Timestamp>,
+    pub total: u64,
+    pub commits: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -114,15 +128,51 @@ impl GitHub {
                 q.append_pair("branch", branch);
             }
         }
-        let mut runs = Vec::new();
-        let mut next = Some(url);
+        self.pages(url, max_pages, |body| {
+            serde_json::from_str::<RunsPage>(body).map(|p| p.workflow_runs)
+        })
+        .await
+    }
+
+    /// Issues of `repository` carrying `label`, open or closed, updated at
+    /// or after `since`, following `Link` pagination up to `max_pages`
+    /// pages of 100. As GitHub sends them: pull requests among them (an
+    /// item with `pull_request`), which the caller leaves out.
+    pub async fn issues(
+        &self,
+        repository: &str,
+        label: &str,
+        since: Timestamp,
+        max_pages: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut url = self.repo_url(repository, &["issues"])?;
+        url.query_pairs_mut()
+            .append_pair("labels", label)
+            .append_pair("state", "all")
+            .append_pair("since", &since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .append_pair("per_page", "100");
+        self.pages(url, max_pages, |body| serde_json::from_str(body))
+            .await
+    }
+
+    /// Every item of up to `max_pages` pages from `first` on, following
+    /// `Link: rel="next"`; `items` reads one page's body. The token goes
+    /// with each request, so a next page off the API's origin is refused.
+    async fn pages(
+        &self,
+        first: Url,
+        max_pages: usize,
+        items: impl Fn(&str) -> serde_json::Result<Vec<serde_json::Value>>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut all = Vec::new();
+        let mut next = Some(first);
         let mut pages = 0;
         while let Some(url) = next.take().filter(|_| pages < max_pages) {
             pages += 1;
             let (body, link) = self.get_page(&url).await?;
-            let page: RunsPage = serde_json::from_str(&body)
+            let page = items(&body)
                 .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}").into()))?;
-            runs.extend(page.workflow_runs);
+            all.extend(page);
             // The token goes with the next request: only to the API itself.
             if let Some(link) = link.as_ref().filter(|_| pages < max_pages)
                 && !http::under(&self.api, link)
@@ -135,29 +185,32 @@ impl GitHub {
             }
             next = link;
         }
-        Ok(runs)
+        Ok(all)
     }
 
-    /// The commit times of the commits `head` has and `base` has not (one
-    /// compare call; GitHub lists at most 250 commits, and says so in
-    /// `total_commits`, which is returned beside them).
-    pub async fn compare(
-        &self,
-        repository: &str,
-        base: &str,
-        head: &str,
-    ) -> Result<(Vec<Timestamp>, u64)> {
+    /// The commits `head` has and `base` has not (one compare call; GitHub
+    /// lists at most 250 commits, and says so in `total_commits`, which is
+    /// returned beside them): their times, shas and messages.
+    pub async fn compare(&self, repository: &str, base: &str, head: &str) -> Result<Compared> {
         let url = self.repo_url(repository, &["compare", &format!("{base}...{head}")])?;
         let (body, _) = self.get_page(&url).await?;
         let parsed: Compare = serde_json::from_str(&body)
             .map_err(|e| Error::GitHub(format!("GET {url}: unexpected answer: {e}").into()))?;
-        let times: Vec<Timestamp> = parsed
-            .commits
-            .into_iter()
-            .filter_map(|c| c.commit.date()?.parse().ok())
-            .collect();
+        let mut times = Vec::new();
+        let mut commits = Vec::new();
+        for c in parsed.commits {
+            let message = c.commit.message.clone().unwrap_or_default();
+            commits.push((c.sha, message));
+            if let Some(t) = c.commit.date().and_then(|d| d.parse().ok()) {
+                times.push(t);
+            }
+        }
         let total = parsed.total_commits.unwrap_or(times.len() as u64);
-        Ok((times, total))
+        Ok(Compared {
+            times,
+            total,
+            commits,
+        })
     }
 
     /// `repos/{owner}/{name}/…` under the API base (a GHE `/api/v3` prefix

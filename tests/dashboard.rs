@@ -3,7 +3,8 @@
 //!
 //! A known scenario — two deploy workflows over nine days with failures and
 //! recoveries, a Flux Kustomization applying four revisions (and one not
-//! Ready), two Flagger canaries with a rollback and a recovery — goes
+//! Ready), two Flagger canaries with a rollback and a recovery, incidents
+//! filed as GitHub issues and a revert — goes
 //! *through the binary* into a real Pushgateway (workflows mode against a
 //! GitHub mock; cluster mode against the fake API server, five scheduled
 //! runs with the cluster's objects changing in between), and the real
@@ -26,6 +27,8 @@ use serde_json::{Value, json};
 use support::cluster::Cluster;
 use support::fixtures::{Canary, Kustomization, git_repository, k8s_list};
 use support::{Action, GitHub, GitHubMock, Prometheus, Pushgateway, commit_json, compare_body};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 // ------------------------------------------------------------ the dashboard
 
@@ -632,6 +635,41 @@ const RUNS: [Run; 13] = [
 const COMPARES: [(u64, u64, [i64; 3]); 2] =
     [(9101, 9103, [193, 150, 146]), (9104, 9107, [81, 73, 70])];
 
+/// 9201 → 9203 shipped one commit, 9203's head (50h ago, so 9203's lead
+/// time stays 2h), git's revert of 9201's commit: 9201 failed as a change,
+/// recovered by 9203 (130h − 48h = 82h).
+const REVERT: (u64, u64, i64) = (9201, 9203, 50);
+
+/// Incidents, as GitHub issues labelled `incident`: (number, body, opened
+/// hours ago, closed hours ago). In environment production (the input).
+///   #51 names 9201's sha: explicit on 9201 (130h ago), resolved 126h ago:
+///       recovery 4h (before the revert's 82h: the first intervention),
+///       time to restore 3h;
+///   #52 names nothing, opened 125h ago: the latest deployment before it is
+///       9201 (5h, inside the 24h window): window on 9201, still open;
+///   #53 names nothing, opened 90h ago, 30h after the latest deployment
+///       (9104, 120h): unlinked, time to restore 1h, never in CFR;
+///   #54 names run 9101's URL: explicit on 9101 (216h ago, outside the
+///       week), resolved 213h ago: recovery 3h.
+fn incidents() -> [(u64, String, i64, Option<i64>); 4] {
+    [
+        (
+            51,
+            format!("Checkout 500s. root cause: {}", sha(9201)),
+            129,
+            Some(126),
+        ),
+        (52, "Carts vanish".to_string(), 125, None),
+        (53, "The CDN is down".to_string(), 90, Some(89)),
+        (
+            54,
+            "Broken by https://github.com/octo-org/shop/actions/runs/9101".to_string(),
+            215,
+            Some(213),
+        ),
+    ]
+}
+
 /// Flux revisions of `flux-system/apps` (sha n, applied hours ago, commit
 /// hours ago): lead times 1h (outside the range), 2h, 8h, 1h.
 const REVISIONS: [(u64, i64, i64); 4] = [
@@ -690,26 +728,31 @@ const fn snapshot(
 // Failed deployments in range:
 //   workflows 4: 9105, 9106, 9202, 9205 (9102 is outside)
 //   Flagger 2:   web Failed 60h, 5h ago
-//   = 6
+//   found failed later 1: 9201 (incidents #51 and #52, reverted by 9203:
+//                once); 9101's incident #54 is outside the range
+//   = 7
 // Deployment frequency = 13 / 7 days = 1.857…/day              → elite (≥ 1/day)
-// Change failure rate  = 6 / (13 + 6) = 31.578…%               → medium (≤ 40 %)
+// Change failure rate  = 7 / (13 + 6) = 36.842…%               → medium (≤ 40 %)
+//   (9201 is one of the 13 attempts already: found failed, not a new one)
 // Lead time: per deployment, per-change median where known else head commit:
 //   9103 6h, 9104 4h, 9107 4h, 9108 1h, 9201 5h, 9203 2h, 9204 3h;
 //   Flux 2h, 8h, 1h. Sorted: 1 1 2 2 3 4 4 5 6 8 (hours), ten values:
 //   Prometheus' quantile(0.5) interpolates rank 0.5 × 9 = 4.5 between
 //   3h and 4h = 3.5h = 12 600 s                                → elite (< 1 day)
-// Recovery: 9103 48h, 9107 3h, 9203 2h, canary web 2h. Sorted 2 2 3 48:
-//   rank 1.5 → between 2h and 3h = 2.5h = 9 000 s               → high (< 1 day)
+// Recovery: 9103 48h, 9107 3h, 9203 2h, canary web 2h, and 9201 found
+//   failed: the first of #51 closed (4h) and the revert (82h) = 4h.
+//   Sorted 2 2 3 4 48: rank 2 → 3h = 10 800 s                     → high (< 1 day)
 const FREQUENCY_ALL: f64 = 13.0 / 7.0;
-const CFR_ALL: f64 = 100.0 * 6.0 / 19.0;
+const CFR_ALL: f64 = 100.0 * 7.0 / 19.0;
 const LEAD_ALL: f64 = 3.5 * 3_600.0;
-const RECOVERY_ALL: f64 = 2.5 * 3_600.0;
+const RECOVERY_ALL: f64 = 3.0 * 3_600.0;
 
 // The same with source = Deploy API and web (Grafana sends `(Deploy API|web)`):
 //   deployments: 9103, 9104, 9107, 9108 + web Succeeded 100h, 58h = 6 → 6/7 per day → high
 //   failures: 9105, 9106 + web Failed 60h, 5h = 4; CFR 4/10 = 40 %      → medium (≤ 40 %)
 //   lead: 6h 4h 4h 1h → sorted 1 4 4 6 → rank 1.5 → 4h = 14 400 s      → elite
 //   recovery: 48h, 3h + web 2h → sorted 2 3 48 → 3h = 10 800 s          → high
+//   (9201, found failed, is Deploy Web's: not picked)
 const FREQUENCY_PICKED: f64 = 6.0 / 7.0;
 const CFR_PICKED: f64 = 40.0;
 const LEAD_PICKED: f64 = 4.0 * 3_600.0;
@@ -752,8 +795,28 @@ fn run_json(
     r
 }
 
-/// GitHub REST: both workflows' runs, the compares, and the commits of the
-/// Flux revisions.
+/// An issue as the REST API lists it (GitHub's documented example, these values).
+fn issue_json(
+    now: Timestamp,
+    (number, body, opened, closed): (u64, String, i64, Option<i64>),
+) -> Value {
+    let text = repo_file("tests/fixtures/github/issue.json");
+    let mut i: Value = serde_json::from_str(&text).unwrap();
+    i["number"] = json!(number);
+    i["html_url"] = json!(format!("https://github.com/octo-org/shop/issues/{number}"));
+    i["body"] = json!(body);
+    i["created_at"] = json!(ago(now, opened).to_string());
+    i["updated_at"] = json!(ago(now, closed.unwrap_or(opened)).to_string());
+    if let Some(c) = closed {
+        i["state"] = json!("closed");
+        i["state_reason"] = json!("completed");
+        i["closed_at"] = json!(ago(now, c).to_string());
+    }
+    i
+}
+
+/// GitHub REST: both workflows' runs, the compares (a revert among them),
+/// the incidents, and the commits of the Flux revisions.
 async fn github(now: Timestamp) -> GitHubMock {
     let mut gh = GitHub::new();
     for workflow in [API, WEB] {
@@ -780,6 +843,22 @@ async fn github(now: Timestamp) -> GitHubMock {
             .collect();
         gh = gh.compare(&sha(base), &sha(head), compare_body(3, listed));
     }
+    let (reverted, by, committed) = REVERT;
+    let mut revert = commit_json(&sha(by), ago(now, committed), ago(now, committed));
+    revert["commit"]["message"] = json!(format!(
+        "Revert \"Add checkout v2\"\n\nThis reverts commit {}.\n",
+        sha(reverted)
+    ));
+    gh = gh.compare(&sha(reverted), &sha(by), compare_body(1, vec![revert]));
+    let issues: Vec<Value> = incidents()
+        .into_iter()
+        .map(|i| issue_json(now, i))
+        .collect();
+    gh = gh.mock(
+        Mock::given(method("GET"))
+            .and(path("/repos/octo-org/shop/issues"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(issues)),
+    );
     gh = gh.any_compare(compare_body(1, vec![]));
     for (n, _, committed) in REVISIONS.iter().chain([&NOT_READY]) {
         let at = ago(now, *committed);
@@ -912,8 +991,8 @@ impl Scenario {
         let groups = pg.groups().await;
         assert_eq!(
             groups.len(),
-            13 + 5 + 5 + 2,
-            "13 runs, 5 Flux revisions, 5 canary outcomes, 2 canary phases: {:#?}",
+            13 + 5 + 5 + 2 + 4 + 1,
+            "13 runs, 5 Flux revisions, 5 canary outcomes, 2 canary phases, 4 incidents, 1 revert: {:#?}",
             groups.iter().map(|g| &g.labels).collect::<Vec<_>>()
         );
         let samples: usize = groups
@@ -1183,7 +1262,8 @@ async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers(
 
     // The range follows the picker: over 30 days the older events count too
     // (9101 success 216h ago, 9102 failure 192h ago, apps revision 200h ago):
-    // 15 deployments / 30 days = 0.5/day; 7 failed of 22 = 31.8 %.
+    // 15 deployments / 30 days = 0.5/day; 7 failed of 22, and 9201 and 9101
+    // found failed later (#51, #52, the revert; #54) = 9 of 22 = 40.9 %.
     let month = Selection {
         range_s: 30 * DAY,
         environment: vec![],
@@ -1197,7 +1277,7 @@ async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers(
     let p = panel(&d, "Change failure rate");
     assert!(close(
         s.scalar(&interpolate(&d, p, targets(p)[0], &month)).await,
-        100.0 * 7.0 / 22.0
+        100.0 * 9.0 / 22.0
     ));
 }
 
@@ -1387,8 +1467,9 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
     // The recording rules' expressions, evaluated as Prometheus would.
     // 7 days: the headline's numbers (CFR as a ratio). 30 days: also 9101
     // (success, head lead 1h), 9102 (failure) and the apps revision of 200h
-    // ago (lead 1h): 15 deployments / 30 = 0.5/day; 7 of 22 failed; lead
-    // times 1 1 1 1 2 2 3 4 4 5 6 8 h → rank 5.5 → 2.5h; recovery unchanged.
+    // ago (lead 1h): 15 deployments / 30 = 0.5/day; 7 of 22 failed and 9201,
+    // 9101 found failed later: 9 of 22; lead times 1 1 1 1 2 2 3 4 4 5 6 8 h
+    // → rank 5.5 → 2.5h; recovery also 9101's 3h: 2 2 3 3 4 48 → 3h.
     let want: BTreeMap<&str, f64> = [
         ("dora:deployment_frequency:per_day7d", FREQUENCY_ALL),
         ("dora:lead_time_seconds:median7d", LEAD_ALL),
@@ -1397,7 +1478,7 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
         ("dora:rework_rate:ratio7d", 3.0 / 7.0),
         ("dora:deployment_frequency:per_day30d", 0.5),
         ("dora:lead_time_seconds:median30d", 2.5 * 3600.0),
-        ("dora:change_failure_rate:ratio30d", 7.0 / 22.0),
+        ("dora:change_failure_rate:ratio30d", 9.0 / 22.0),
         ("dora:recovery_seconds:median30d", RECOVERY_ALL),
         ("dora:rework_rate:ratio30d", 3.0 / 8.0),
     ]
@@ -1643,4 +1724,50 @@ async fn a_remote_write_store_gives_the_same_headline() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_incidents_row_shows_the_scenarios_incidents_and_change_failures() {
+    let s = Scenario::start().await;
+    let d = dashboard();
+    let all = Selection::all();
+    let query = |title: &str, i: usize| {
+        let p = panel(&d, title);
+        interpolate(&d, p, targets(p)[i], &all)
+    };
+    // By hand (see `incidents()`), over the week: #52 is open; #51, #52 and
+    // #53 opened in it (#54 is older); #51 (3h) and #53 (1h) were resolved
+    // in it: median 2h; 9201 is the one deployment found failed, by both causes.
+    assert_eq!(s.scalar(&query("Open incidents", 0)).await, 1.0);
+    assert_eq!(s.scalar(&query("Incidents opened", 0)).await, 3.0);
+    assert!(close(
+        s.scalar(&query("Time to restore (median)", 0)).await,
+        2.0 * 3_600.0
+    ));
+    assert_eq!(
+        by_label(&s, &query("Change failures by cause", 0), "cause").await,
+        map(&[("incident", 1.0), ("revert", 1.0)])
+    );
+    assert_eq!(
+        by_label(&s, &query("Incidents", 1), "incident").await,
+        map(&[("51", 3.0 * 3_600.0), ("53", 3_600.0)])
+    );
+    let opened = s.query(&query("Incidents", 0)).await.unwrap();
+    let links: BTreeMap<String, (String, String)> = opened
+        .into_iter()
+        .map(|(l, _)| {
+            let get = |k: &str| l.get(k).cloned().unwrap_or_default();
+            (get("incident"), (get("link"), get("sha")))
+        })
+        .collect();
+    let pinned = |link: &str, on: Option<u64>| (link.to_string(), on.map(sha).unwrap_or_default());
+    assert_eq!(
+        links,
+        [
+            ("51".to_string(), pinned("explicit", Some(9201))),
+            ("52".to_string(), pinned("window", Some(9201))),
+            ("53".to_string(), pinned("none", None)),
+        ]
+        .into()
+    );
 }

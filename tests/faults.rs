@@ -144,6 +144,8 @@ fn leg(pushgateway_url: &str, github: &str, workflows: &str) -> Action {
         .input("pushgateway-url", pushgateway_url)
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", github)
+        // No incidents here (tests/incidents.rs has them): the history only.
+        .input("incident-labels", "")
 }
 
 /// A run of `deploy.yml` as the REST API lists it (the fixture's shape),

@@ -85,6 +85,8 @@ fn leg(gh: &GitHubMock, url: &str) -> Action {
         .input("remote-write-url", url)
         .input("github-token", GITHUB_TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
+        // No incidents here (tests/incidents.rs has them): the history only.
+        .input("incident-labels", "")
 }
 
 #[tokio::test]

@@ -128,6 +128,8 @@ fn leg(pg: &Pushgateway, gh: &GitHubMock, workflows: &str) -> Action {
         .input("pushgateway-url", &pg.url)
         .input("github-token", TOKEN)
         .env("GITHUB_API_URL", &gh.uri())
+        // No incidents here (tests/incidents.rs has them): the history only.
+        .input("incident-labels", "")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,12 +5,13 @@ use reqwest::Url;
 
 use crate::clients::Clients;
 use crate::dora;
+use crate::dora::incident::Observed;
 use crate::dora::plan;
 use crate::inputs::{Inputs, Mode, Runner};
 use crate::sinks::pushgateway::Listing;
 use crate::sources::cluster;
 use crate::sources::payload::{self, Rules};
-use crate::sources::{event, workflows};
+use crate::sources::{event, incidents, workflows};
 use crate::{Error, Result};
 
 /// What the sources collected.
@@ -29,6 +30,8 @@ pub(super) struct Collected {
     pub(super) upkeep: bool,
     /// GitHub failures `fail-on-error: false` turned into warnings.
     pub(super) failed: Vec<Error>,
+    /// Incidents (and issues that are none any more) the source read.
+    pub(super) observed: Vec<Observed>,
 }
 
 /// Runs the mode's source. Event mode pushes its event without reading
@@ -103,22 +106,44 @@ pub(super) async fn collect(
         deploy_branches: &inputs.deploy_branches,
         environment,
     };
-    let (deploys, failed) = workflows::workflow_history(
-        github,
-        inputs,
-        repository,
-        default_branch,
-        &rules,
-        now,
-        warnings,
-    )
-    .await?;
+    // The window's incidents are listed beside the runs: one round trip, not two.
+    let mut noted = Vec::new();
+    let (history, observed) = tokio::join!(
+        workflows::workflow_history(
+            github,
+            inputs,
+            repository,
+            default_branch,
+            &rules,
+            now,
+            warnings,
+        ),
+        incidents::window(github, inputs, repository, now, &mut noted)
+    );
+    let (deploys, failed) = history?;
+    warnings.extend(noted);
     Ok(Collected {
         deploys,
         failed,
         upkeep: true,
+        observed,
         ..Collected::default()
     })
+}
+
+/// An `issues` event: the incident, and the stored groups (the deployments
+/// to pin it on, the group to replace or delete): an upkeep run.
+pub(super) async fn collect_issue(clients: &Clients, issue: Observed) -> Collected {
+    let stored = match &clients.pushgateway {
+        Some(pushgateway) => Some(pushgateway.listing(&dora::FAMILIES).await),
+        None => None,
+    };
+    Collected {
+        observed: vec![issue],
+        stored,
+        upkeep: true,
+        ..Collected::default()
+    }
 }
 
 /// Host of the GitHub server (`GITHUB_SERVER_URL`), which a Flux

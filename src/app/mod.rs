@@ -9,8 +9,8 @@
 mod collect;
 mod record;
 
-use collect::{Collected, collect};
-use record::{Read, print, record, retention};
+use collect::{Collected, collect, collect_issue};
+use record::{Found, Read, print, record, retention};
 
 use jiff::Timestamp;
 use reqwest::Url;
@@ -18,9 +18,11 @@ use reqwest::Url;
 use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
+use crate::dora::incident::Observed;
 use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
 use crate::report::Report;
 use crate::sinks::pushgateway::Pushgateway;
+use crate::sources::incidents;
 use crate::sources::payload::{self, Observation, Rules};
 use crate::{Error, Result};
 
@@ -189,6 +191,8 @@ pub struct Start {
     pub report: Report,
     /// Event mode: the payload's deployment and the payload.
     pub event: Option<(dora::Deploy, serde_json::Value)>,
+    /// Event mode on an `issues` event: the incident it records or withdraws.
+    pub issue: Option<Observed>,
 }
 
 /// A run goes on, or ends before any call with this report.
@@ -212,6 +216,16 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         window: (mode == Mode::Workflows).then_some(inputs.lookback),
         ..Report::default()
     };
+    if mode == Mode::Event && event_name == "issues" {
+        let start = Start {
+            mode,
+            environment,
+            report,
+            event: None,
+            issue: None,
+        };
+        return begin_issue(inputs, runner, start);
+    }
     // Event mode reads its payload before any call: a non-deployment ends the run without one.
     let mut event = None;
     if mode == Mode::Event {
@@ -246,7 +260,22 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         environment,
         report,
         event,
+        issue: None,
     })))
+}
+
+/// Event mode on an `issues` event: the incident it records or withdraws,
+/// or (an event that is no incident's) the end of the run.
+fn begin_issue(inputs: &Inputs, runner: &Runner, start: Start) -> Result<Begun> {
+    Ok(
+        match incidents::read_event(inputs, runner.event_path.as_deref())? {
+            Err(reason) => Begun::Skip(Box::new(skip(start.report, reason))),
+            Ok(issue) => Begun::Go(Box::new(Start {
+                issue: Some(issue),
+                ..start
+            })),
+        },
+    )
 }
 
 /// Why an event would be pruned by the same run that records it, if it would.
@@ -272,20 +301,26 @@ pub async fn run(
         environment,
         mut report,
         event,
+        issue,
     } = start;
     report.cluster = clients.cluster.clone();
     report.destination = clients.pushgateway.as_ref().map(Pushgateway::display_url);
     let github = &clients.github;
-    let mut collected = collect(
-        inputs,
-        runner,
-        (mode, &environment),
-        event,
-        clients,
-        now,
-        &mut report.warnings,
-    )
-    .await?;
+    let mut collected = match issue {
+        Some(issue) => collect_issue(clients, issue).await,
+        None => {
+            collect(
+                inputs,
+                runner,
+                (mode, &environment),
+                event,
+                clients,
+                now,
+                &mut report.warnings,
+            )
+            .await?
+        }
+    };
     for e in &collected.failed {
         actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));
     }
@@ -309,26 +344,22 @@ pub async fn run(
         deferred,
         stored,
         upkeep,
+        observed,
         ..
     } = collected;
-    if clients.pushgateway.is_none() && clients.remote.is_none() {
-        print(inputs, github, &mut deploys, &phases, now, &mut report).await;
-    } else {
-        let read = Read {
+    let found = Found {
+        phases: &phases,
+        read: Read {
             done: stored,
             upkeep,
-        };
-        match record(
-            inputs,
-            clients,
-            &mut deploys,
-            &phases,
-            read,
-            now,
-            &mut report,
-        )
-        .await
-        {
+        },
+        observed,
+        environment: &environment,
+    };
+    if clients.pushgateway.is_none() && clients.remote.is_none() {
+        print(inputs, github, &mut deploys, found, now, &mut report).await;
+    } else {
+        match record(inputs, clients, &mut deploys, found, now, &mut report).await {
             Ok(()) => {}
             Err(e) if e.is_delivery_failure() && !inputs.fail_on_error => {
                 actions::warning(&format!("{e} (not failing: `fail-on-error` is false)"));

@@ -6,6 +6,8 @@ use jiff::Timestamp;
 use crate::Result;
 use crate::clients::Clients;
 use crate::dora;
+use crate::dora::incident::Observed;
+use crate::dora::incident_plan::{self, IncidentPlan};
 use crate::dora::plan::{self, Plan, Retention, Stored};
 use crate::inputs::Inputs;
 use crate::report::{RemoteQueryState, Report};
@@ -19,11 +21,41 @@ pub(super) fn retention(inputs: &Inputs) -> Retention {
 }
 
 /// What the run knows of the stored groups before it records.
+#[derive(Default)]
 pub(super) struct Read {
     /// The listing, when the source read it beside its own calls.
     pub(super) done: Option<Result<Listing>>,
     /// Whether to read it (see [`Collected::upkeep`]).
     pub(super) upkeep: bool,
+}
+
+/// What the sources found besides the events, for [`record`] and [`print`].
+pub(super) struct Found<'a> {
+    pub(super) phases: &'a [dora::CanaryPhase],
+    pub(super) read: Read,
+    /// Incidents (and issues that are none any more).
+    pub(super) observed: Vec<Observed>,
+    /// The run's environment, where an incident without an `environment:` label happened.
+    pub(super) environment: &'a str,
+}
+
+/// The incidents' part of the plan: each pinned on this run's deployments
+/// or the stored ones; the reverts this run's deployments shipped.
+fn plan_incidents(
+    inputs: &Inputs,
+    found: Found,
+    deploys: &[dora::Deploy],
+    stored: &Stored,
+    now: Timestamp,
+) -> IncidentPlan {
+    let scope = incident_plan::Scope {
+        job: &inputs.job,
+        environment: found.environment,
+        window: inputs.incident_window,
+        now,
+        retention: retention(inputs),
+    };
+    incident_plan::plan_incidents(found.observed, deploys, stored, &scope)
 }
 
 /// Reads what is stored (unless the source did, or this is no upkeep run),
@@ -34,11 +66,11 @@ pub(super) async fn record(
     inputs: &Inputs,
     clients: &Clients,
     deploys: &mut [dora::Deploy],
-    phases: &[dora::CanaryPhase],
-    read: Read,
+    mut found: Found<'_>,
     now: Timestamp,
     report: &mut Report,
 ) -> Result<()> {
+    let (phases, read) = (found.phases, std::mem::take(&mut found.read));
     let listing = match (read.done, &clients.pushgateway) {
         (Some(done), _) => Some(done?),
         (None, Some(p)) if read.upkeep => Some(p.listing(&dora::FAMILIES).await?),
@@ -70,8 +102,10 @@ pub(super) async fn record(
     .await;
     plan::adopt(deploys, &new, &stored, job);
     let plan = plan::plan(deploys, &new, phases, &stored, job, now, retention(inputs));
+    let incidents = plan_incidents(inputs, found, deploys, &stored, now);
     let (pushgateway, remote) = (clients.pushgateway.as_ref(), clients.remote.as_ref());
-    sinks::deliver(plan, pushgateway, remote, job, now, report).await
+    sinks::deliver(plan, pushgateway, remote, job, now, report).await?;
+    sinks::deliver_incidents(incidents, pushgateway, remote, job, report).await
 }
 
 /// What the remote-write store holds of this run's events, when its query
@@ -122,10 +156,11 @@ pub(super) async fn print(
     inputs: &Inputs,
     github: &crate::github::GitHub,
     deploys: &mut [dora::Deploy],
-    phases: &[dora::CanaryPhase],
+    found: Found<'_>,
     now: Timestamp,
     report: &mut Report,
 ) {
+    let phases = found.phases;
     let all_new = vec![true; deploys.len()];
     lookups::complete(github, deploys, &[], &all_new, &mut report.warnings).await;
     let nothing = Stored::new(&[]);
@@ -140,5 +175,13 @@ pub(super) async fn print(
     );
     report.canary_phases = plan.phases.len();
     report.new_events = plan.events.len();
-    report.exposition = Some(dry_run::print(&plan, &inputs.job));
+    let mut exposition = dry_run::print(&plan, &inputs.job);
+    let incidents = plan_incidents(inputs, found, deploys, &nothing, now);
+    if !incidents.events.is_empty() {
+        exposition.push('\n');
+        exposition.push_str(&dry_run::print_incidents(&incidents, &inputs.job));
+    }
+    report.exposition = Some(exposition);
+    report.incidents = incidents.pinned;
+    report.reverts = incidents.reverts;
 }

@@ -85,6 +85,8 @@ pub struct History {
     /// that was applied first after the failure, when it came before the
     /// canary's own next success and so ended the recovery.
     pub recovered_by: Option<String>,
+    /// The commits it shipped (from the same compare as [`Changes`]), for reverts.
+    pub shipped: Vec<super::revert::Shipped>,
 }
 
 /// The commits a deployment shipped since the previous successful one.

@@ -259,7 +259,7 @@ pub fn deploy_group(d: &Deploy) -> Group {
 }
 
 /// A group of gauges sharing one label set; empty label values left out.
-fn group(
+pub(super) fn group(
     grouping: Vec<(String, String)>,
     metrics: &[(&'static str, &str, f64)],
     mut labels: Vec<(&str, &str)>,
@@ -346,7 +346,10 @@ fn encode(metrics: &[(&str, &str, f64)], label_names: &[&str], label_values: &[&
 pub const FAMILIES: Keep = Keep {
     prefix: "dora_",
     labelled: |family| {
-        family.ends_with("_phase") || family.ends_with("_ready") || family == names::DEPLOY_EVENT
+        family.ends_with("_phase")
+            || family.ends_with("_ready")
+            || family == names::DEPLOY_EVENT
+            || family == super::incident::names::OPENED
     },
 };
 

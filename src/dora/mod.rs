@@ -16,8 +16,11 @@ pub mod event;
 pub mod group;
 pub mod held;
 pub mod history;
+pub mod incident;
+pub mod incident_plan;
 pub mod plan;
 pub mod recorded;
+pub mod revert;
 pub mod stats;
 
 pub use event::*;

@@ -94,7 +94,7 @@ pub fn resolve(inputs: &Inputs, runner: &Runner) -> Result<Settings> {
 
 /// Which mode a run is in, from the `mode` input and the triggering event.
 fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
-    let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status");
+    let is_deploy_event = matches!(event_name, "workflow_run" | "deployment_status" | "issues");
     let mode = match inputs.mode {
         Mode::Auto if is_deploy_event => Mode::Event,
         Mode::Auto if !inputs.workflows.is_empty() => Mode::Workflows,
@@ -109,7 +109,7 @@ fn resolve_mode(inputs: &Inputs, event_name: &str) -> Result<Mode> {
             return Err(Error::input(
                 "mode",
                 format!(
-                    "`event` records `workflow_run` and `deployment_status` events; this run was triggered by `{event_name}`"
+                    "`event` records `workflow_run`, `deployment_status` and `issues` events; this run was triggered by `{event_name}`"
                 ),
             ));
         }
@@ -242,6 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn auto_records_an_issues_event_in_event_mode() {
+        // An incident changed: event mode, even beside `workflows`.
+        assert_eq!(mode("issues", &[PUSHGATEWAY]), Mode::Event);
+        assert_eq!(
+            mode("issues", &[PUSHGATEWAY, ("INPUT_WORKFLOWS", "deploy.yml")]),
+            Mode::Event
+        );
+        assert_eq!(
+            mode("issues", &[("INPUT_MODE", "event"), PUSHGATEWAY]),
+            Mode::Event
+        );
+    }
+
+    #[test]
     fn auto_reads_workflow_history_when_workflows_are_named() {
         let vars = [PUSHGATEWAY, ("INPUT_WORKFLOWS", "deploy.yml")];
         assert_eq!(mode_in_a_repository("schedule", &vars), Mode::Workflows);
@@ -279,7 +293,7 @@ mod tests {
         );
         assert_eq!(
             refusal("push", &[("INPUT_MODE", "event"), PUSHGATEWAY]),
-            "input `mode`: `event` records `workflow_run` and `deployment_status` events; this run was triggered by `push`"
+            "input `mode`: `event` records `workflow_run`, `deployment_status` and `issues` events; this run was triggered by `push`"
         );
     }
 

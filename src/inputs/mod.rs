@@ -33,9 +33,9 @@ pub use table::{INPUTS, InputSpec, defaults, help_inputs};
 pub use urls::{URL_INPUTS, url_credentials};
 
 use parse::{
-    parse_bool, parse_cluster_name, parse_duration, parse_job, parse_kustomizations,
-    parse_label_value, parse_list, parse_mode, parse_namespaces, parse_region, parse_role_arn,
-    parse_service, parse_token, parse_workflows,
+    parse_bool, parse_cluster_name, parse_duration, parse_incident_labels, parse_job,
+    parse_kustomizations, parse_label_value, parse_list, parse_mode, parse_namespaces,
+    parse_region, parse_repository, parse_role_arn, parse_service, parse_token, parse_workflows,
 };
 use urls::{parse_remote_write, parse_url};
 
@@ -59,6 +59,9 @@ pub struct Raw {
     pub lookback: Option<String>,
     pub kustomizations: Option<String>,
     pub canary_namespaces: Option<String>,
+    pub incident_labels: Option<String>,
+    pub incident_window: Option<String>,
+    pub incident_repository: Option<String>,
     pub retention: Option<String>,
     pub github_token: Option<String>,
     pub dry_run: Option<String>,
@@ -73,20 +76,26 @@ pub struct Raw {
 
 impl Raw {
     /// Reads the `INPUT_*` pairs of an environment: values trimmed, empty
-    /// values dropped (GitHub passes an unset optional input as empty).
+    /// values dropped (GitHub passes an unset optional input as empty),
+    /// except where empty means something: `incident-labels` set empty
+    /// turns incidents off (action.yml gives it a default, so the runner
+    /// passes it empty only when the workflow says so).
     pub fn from_env<K: Into<String>, V: Into<String>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Raw> {
         let pairs = vars.into_iter().filter_map(|(k, v)| {
-            let v: String = v.into();
+            let (k, v): (String, String) = (k.into(), v.into());
             let v = v.trim();
-            (!v.is_empty()).then(|| (k.into(), v.to_string()))
+            (!v.is_empty() || k == EMPTY_MEANS_OFF).then(|| (k, v.to_string()))
         });
         envy::prefixed("INPUT_")
             .from_iter(pairs)
             .map_err(|e| Error::input("*", e.to_string()))
     }
 }
+
+/// The input whose empty value is a value (incidents off), not unset.
+const EMPTY_MEANS_OFF: &str = "INPUT_INCIDENT-LABELS";
 
 /// What the action does this run (`mode` input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +244,12 @@ pub struct Inputs {
     pub kustomizations: Kustomizations,
     /// Empty = every namespace.
     pub canary_namespaces: Vec<String>,
+    /// Labels any of which makes an issue an incident; empty = incidents off.
+    pub incident_labels: Vec<String>,
+    /// Seconds before an incident opened in which a deployment is pinned on it.
+    pub incident_window: u64,
+    /// `owner/name` whose issues are incidents; `None` = `GITHUB_REPOSITORY`.
+    pub incident_repository: Option<String>,
     /// Seconds after which an event's group is pruned; `None` = keep forever.
     pub retention: Option<u64>,
     pub github_token: Option<String>,
@@ -300,6 +315,19 @@ impl Inputs {
                 None => Vec::new(),
                 Some(v) => parse_namespaces(&v)?,
             },
+            incident_labels: match raw.incident_labels {
+                None => vec![defaults::INCIDENT_LABELS.to_string()],
+                Some(v) => parse_incident_labels(&v)?,
+            },
+            incident_window: parse_duration(
+                "incident-window",
+                &or(&raw.incident_window, defaults::INCIDENT_WINDOW),
+                false,
+            )?,
+            incident_repository: raw
+                .incident_repository
+                .map(|v| parse_repository("incident-repository", &v))
+                .transpose()?,
             retention: match parse_duration(
                 "retention",
                 &or(&raw.retention, defaults::RETENTION),
@@ -491,6 +519,33 @@ mod tests {
         assert_eq!(i.mode, Mode::Auto);
         assert_eq!(i.job, "dora");
         assert_eq!(i.retention, Some(90 * 86_400));
+    }
+
+    #[test]
+    fn incidents_are_on_by_default_and_off_when_the_labels_are_set_empty() {
+        let i = parse(&[]).unwrap();
+        assert_eq!(i.incident_labels, ["incident"]);
+        assert_eq!(i.incident_window, 86_400);
+        assert_eq!(i.incident_repository, None);
+        let off = parse(&[("INPUT_INCIDENT-LABELS", "  ")]).unwrap();
+        assert!(off.incident_labels.is_empty());
+        let i = parse(&[
+            ("INPUT_INCIDENT-LABELS", "incident,\nsev1"),
+            ("INPUT_INCIDENT-WINDOW", "2h"),
+            ("INPUT_INCIDENT-REPOSITORY", "octo-org/ops"),
+        ])
+        .unwrap();
+        assert_eq!(i.incident_labels, ["incident", "sev1"]);
+        assert_eq!(i.incident_window, 7_200);
+        assert_eq!(i.incident_repository.as_deref(), Some("octo-org/ops"));
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[("INPUT_INCIDENT-WINDOW", "soon")], Says::StartsWith("input `incident-window`: invalid value `soon`")),
+            (&[("INPUT_INCIDENT-WINDOW", "0")], Says::StartsWith("input `incident-window`: invalid value `0`")),
+            (&[("INPUT_INCIDENT-LABELS", ", \n,")], Says::Contains("input `incident-labels`: invalid value")),
+            (&[("INPUT_INCIDENT-REPOSITORY", "ops")], Says::StartsWith("input `incident-repository`: invalid value `ops`")),
+        ];
+        assert_errors(cases);
     }
 
     #[test]

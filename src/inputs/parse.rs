@@ -234,6 +234,42 @@ pub(super) fn parse_list(name: &str, v: &str) -> Result<Vec<String>> {
     Ok(items)
 }
 
+/// `incident-labels`: issue label names (GitHub allows 50 characters;
+/// a comma would split the API's `labels` filter). Empty: incidents off;
+/// a list of only separators is a mistake, not "off".
+pub(super) fn parse_incident_labels(v: &str) -> Result<Vec<String>> {
+    let name = "incident-labels";
+    if v.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items = parse_list(name, v)?;
+    for item in &items {
+        if item.chars().count() > 50 || item.chars().any(crate::actions::is_unsafe_char) {
+            return Err(invalid(
+                name,
+                &crate::actions::one_line(item),
+                "a GitHub label name has at most 50 characters and no control characters",
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// A repository as `owner/name` (letters, digits, `-`, `_`, `.`): it
+/// becomes two path segments of a GitHub API URL.
+pub(super) fn parse_repository(name: &str, v: &str) -> Result<String> {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p != "."
+            && p != ".."
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let ok = v.split_once('/').is_some_and(|(o, r)| part(o) && part(r));
+    checked(ok, name, v, "expected a repository as `owner/name`")
+}
+
 pub(super) fn parse_kustomizations(v: &str) -> Result<Kustomizations> {
     let name = "kustomizations";
     let items = parse_list(name, v)?;
@@ -345,6 +381,34 @@ mod tests {
         assert_eq!(parse_list("x", "a\nb,,c\n").unwrap(), ["a", "b", "c"]);
         for v in [",", " , \n ", "\n\n"] {
             assert_eq!(named(parse_list("x", v)), "x", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn incident_labels_empty_is_off_but_only_separators_is_refused() {
+        assert!(parse_incident_labels("").unwrap().is_empty());
+        assert_eq!(
+            parse_incident_labels("incident, sev1\noutage").unwrap(),
+            ["incident", "sev1", "outage"]
+        );
+        for v in [",", " , \n "] {
+            assert_eq!(named(parse_incident_labels(v)), "incident-labels", "{v:?}");
+        }
+        let long = "x".repeat(51);
+        for v in [long.as_str(), "a\u{7}b"] {
+            assert_eq!(named(parse_incident_labels(v)), "incident-labels", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn repositories_are_owner_slash_name() {
+        assert_eq!(
+            parse_repository("r", "octo-org/ops").unwrap(),
+            "octo-org/ops"
+        );
+        assert_eq!(parse_repository("r", "a.b/c_d-1").unwrap(), "a.b/c_d-1");
+        for bad in ["ops", "a/b/c", "/b", "a/", "../b", "a/..", "a b/c", "a/b?x"] {
+            assert_eq!(named(parse_repository("r", bad)), "r", "{bad}");
         }
     }
 

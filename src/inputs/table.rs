@@ -14,6 +14,8 @@ pub mod defaults {
     pub const DRY_RUN: &str = "false";
     pub const FAIL_ON_ERROR: &str = "true";
     pub const REMOTE_WRITE_AUTH: &str = "auto";
+    pub const INCIDENT_LABELS: &str = "incident";
+    pub const INCIDENT_WINDOW: &str = "24h";
 }
 
 /// One input of `action.yml`: its name, the default the code applies when it
@@ -57,6 +59,9 @@ pub const INPUTS: &[InputSpec] = &[
     input("lookback", Some(defaults::LOOKBACK), "how far back `workflows` mode reads, e.g. 30d, 12h"),
     input("kustomizations", Some(defaults::KUSTOMIZATIONS), "Flux Kustomizations as namespace/name; `*` = all"),
     input("canary-namespaces", None, "namespaces whose Flagger Canaries are read (default all)"),
+    input("incident-labels", Some(defaults::INCIDENT_LABELS), "issue labels that make an issue an incident; empty: no incidents"),
+    input("incident-window", Some(defaults::INCIDENT_WINDOW), "an incident opened this long after a deployment is pinned on it"),
+    input("incident-repository", None, "repository whose issues are incidents (default GITHUB_REPOSITORY)"),
     input("retention", Some(defaults::RETENTION), "prune this job's groups older than this; `0` keeps all"),
     input("github-token", None, "token for GitHub REST (action.yml: the job's token)"),
     input("dry-run", Some(defaults::DRY_RUN), "`true`: push nothing, print the exposition"),

@@ -3,6 +3,7 @@
 
 use crate::actions;
 use crate::dora::Group;
+use crate::dora::incident_plan::IncidentPlan;
 use crate::dora::plan::Plan;
 
 /// `# group: job=dora repository="…" …`, the line printed above each group.
@@ -28,6 +29,15 @@ pub fn print(plan: &Plan, job: &str) -> String {
         .join("\n");
     actions::print(&text);
     text
+}
+
+/// Prints the incidents' and reverts' groups a real run would push, as [`print`] does.
+pub fn print_incidents(plan: &IncidentPlan, job: &str) -> String {
+    let events = Plan {
+        events: plan.events.clone(),
+        ..Plan::default()
+    };
+    print(&events, job)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use jiff::Timestamp;
 
 use crate::dora::Group;
+use crate::dora::incident_plan::IncidentPlan;
 use crate::dora::plan::{Plan, Push};
 use crate::report::{RemoteWriteState, Report};
 use crate::{Error, Failure, Result};
@@ -122,3 +123,34 @@ fn remote_series(group: &Group, job: &str, time: Timestamp) -> remote_write::Uni
 
 /// Pushes in flight at once: enough to hide latency, few enough for a small Pushgateway.
 const PUSH_CONCURRENCY: usize = 8;
+
+/// Carries out the incidents' part of a run: their groups written to the
+/// remote-write store at their own times, then the Pushgateway's withdrawn
+/// groups deleted and the new or changed ones pushed. What was done is
+/// kept in `report`.
+pub async fn deliver_incidents(
+    plan: IncidentPlan,
+    pushgateway: Option<&Pushgateway>,
+    remote: Option<&RemoteWrite>,
+    job: &str,
+    report: &mut Report,
+) -> Result<()> {
+    if let Some(remote) = remote.filter(|_| !plan.events.is_empty()) {
+        let units: Vec<remote_write::Unit> = plan
+            .events
+            .iter()
+            .map(|(g, t)| remote_series(g, job, *t))
+            .collect();
+        remote.write(&units).await?;
+    }
+    if let Some(pushgateway) = pushgateway {
+        for (_, labels) in &plan.withdrawn {
+            pushgateway.delete(labels).await?;
+        }
+        push_all(pushgateway, job, &plan.push).await?;
+    }
+    report.incidents = plan.pinned;
+    report.withdrawn = plan.withdrawn.into_iter().map(|(w, _)| w).collect();
+    report.reverts = plan.reverts;
+    Ok(())
+}

@@ -10,7 +10,8 @@ use jiff::Timestamp;
 
 use crate::Result;
 use crate::dora;
-use crate::github::GitHub;
+use crate::dora::revert::{Shipped, reverted_sha};
+use crate::github::{Compared, GitHub};
 
 /// For each new successful deployment with a known previous success: the
 /// commits it shipped, with one compare call each (cached within the run).
@@ -20,7 +21,7 @@ pub async fn changes_of_new(
     new: &[bool],
     warnings: &mut Vec<String>,
 ) {
-    let mut cache: BTreeMap<(String, String, String), (Vec<Timestamp>, u64)> = BTreeMap::new();
+    let mut cache: BTreeMap<(String, String, String), Compared> = BTreeMap::new();
     for (d, _) in deploys.iter_mut().zip(new).filter(|(d, new)| {
         **new && d.status == dora::Status::Success && d.history.changes.is_none()
     }) {
@@ -49,8 +50,16 @@ pub async fn changes_of_new(
                 }
             }
         }
-        let (times, count) = &cache[&key];
-        d.history.changes = Some(dora::Changes::new(d.time, times, *count));
+        let found = &cache[&key];
+        d.history.changes = Some(dora::Changes::new(d.time, &found.times, found.total));
+        d.history.shipped = found
+            .commits
+            .iter()
+            .map(|(sha, message)| Shipped {
+                sha: sha.clone(),
+                reverts: reverted_sha(message),
+            })
+            .collect();
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod cluster;
 pub mod event;
+pub mod incidents;
 pub mod lookups;
 pub mod payload;
 pub mod workflows;

@@ -7,6 +7,8 @@ use crate::actions;
 use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
 use crate::duration::human;
 
+mod incidents;
+
 /// Event rows (and per-source rows, and warnings) shown in the summary; the
 /// rest are counted.
 const MAX_ROWS: usize = 50;
@@ -73,6 +75,12 @@ pub struct Report {
     pub remote_write: Option<RemoteWriteState>,
     /// What the store's query API said it holds, when it was asked.
     pub remote_query: Option<RemoteQueryState>,
+    /// Incidents recorded or updated by this run, each with its link.
+    pub incidents: Vec<crate::dora::incident::Pinned>,
+    /// Issues that are no incidents any more, whose groups were deleted.
+    pub withdrawn: Vec<crate::dora::incident::Withdrawn>,
+    /// Reverts found in the commits this run's deployments shipped.
+    pub reverts: Vec<crate::dora::revert::Revert>,
 }
 
 /// The store's answer to "which of these events do you hold?".
@@ -121,6 +129,7 @@ pub struct Outputs {
     pub failures: String,
     pub lead_time_seconds: String,
     pub recovery_seconds: String,
+    pub incidents: String,
 }
 
 impl Outputs {
@@ -134,6 +143,7 @@ impl Outputs {
             ("failures", &self.failures),
             ("lead-time-seconds", &self.lead_time_seconds),
             ("recovery-seconds", &self.recovery_seconds),
+            ("incidents", &self.incidents),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -170,6 +180,11 @@ impl Report {
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
             recovery_seconds: t.recovery_median.map(|s| s.to_string()).unwrap_or_default(),
+            incidents: if self.failure.is_some() {
+                "0".into()
+            } else {
+                self.incidents.len().to_string()
+            },
         }
     }
 
@@ -229,6 +244,7 @@ impl Report {
                 md.push_str(&format!("Median lead time: {}.\n\n", human(lead)));
             }
         }
+        md.push_str(&self.incidents_section());
         for w in self.warnings.iter().take(MAX_ROWS) {
             md.push_str(&format!("> [!WARNING]\n> {}\n\n", message(w)));
         }
@@ -579,7 +595,8 @@ mod tests {
                 "deployments",
                 "failures",
                 "lead-time-seconds",
-                "recovery-seconds"
+                "recovery-seconds",
+                "incidents"
             ]
         );
     }
