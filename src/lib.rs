@@ -11,13 +11,15 @@
 //!   inputs and clients to [`dora::Deploy`] events: the triggering payload
 //!   ([`sources::payload`], pure parsing, and [`sources::event`] with its
 //!   recent history), workflow history ([`sources::workflows`]), the cluster's
-//!   Flux Kustomizations and Flagger Canaries ([`sources::cluster`]), and the
+//!   Flux Kustomizations and Flagger Canaries ([`sources::cluster`]), the
+//!   incidents filed as GitHub issues ([`sources::incidents`]), and the
 //!   look-ups that complete a new event ([`sources::lookups`]).
 //! - [`dora`] is the pure core: events, their history, their groups and
 //!   encoding, what the stored groups (or a store's series, [`dora::held`])
-//!   already say, the [`dora::plan`] (what
-//!   to push, delete, upgrade; what is recorded; what retention keeps) and
-//!   the statistics and bands. No I/O, no outside system.
+//!   already say, the [`dora::plan`] (what to push, delete, upgrade; what is
+//!   recorded; what retention keeps), incidents and reverts as change
+//!   failures ([`dora::incident`], [`dora::incident_plan`], [`dora::revert`])
+//!   and the statistics and bands. No I/O, no outside system.
 //! - [`sinks`] carry out a plan: the [`sinks::pushgateway`] (by URL, or
 //!   through a tunnel such as the API server's service proxy), a
 //!   [`sinks::remote_write`] store (whose query API, [`sinks::remote_query`],
