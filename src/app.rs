@@ -211,6 +211,7 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         retention: inputs.retention,
         server_url: runner.server_url.clone(),
         window: (mode == Mode::Workflows).then_some(inputs.lookback),
+        charts: matches!(mode, Mode::Workflows | Mode::Cluster),
         ..Report::default()
     };
     if mode == Mode::Event && event_name == "issues" {
