@@ -9,6 +9,7 @@ use crate::duration::human;
 
 mod charts;
 mod incidents;
+pub mod json;
 
 /// Event rows (and per-source rows, and warnings) shown in the summary; the
 /// rest are counted.
@@ -84,6 +85,8 @@ pub struct Report {
     /// Whether the summary draws the charts (workflows and cluster mode:
     /// a history, not one event).
     pub charts: bool,
+    /// Where the JSON report was written (`report-file`), when it was.
+    pub report_file: Option<std::path::PathBuf>,
     /// Issues that are no incidents any more, whose groups were deleted.
     pub withdrawn: Vec<crate::dora::incident::Withdrawn>,
     /// Reverts found in the commits this run's deployments shipped.
@@ -137,6 +140,7 @@ pub struct Outputs {
     pub lead_time_seconds: String,
     pub recovery_seconds: String,
     pub incidents: String,
+    pub report_file: String,
 }
 
 impl Outputs {
@@ -151,6 +155,7 @@ impl Outputs {
             ("lead-time-seconds", &self.lead_time_seconds),
             ("recovery-seconds", &self.recovery_seconds),
             ("incidents", &self.incidents),
+            ("report-file", &self.report_file),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -192,6 +197,11 @@ impl Report {
             } else {
                 self.incidents.len().to_string()
             },
+            report_file: self
+                .report_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         }
     }
 
