@@ -19,6 +19,7 @@ apt_packages=(
     musl-tools gcc                    # static binary; aws-lc-sys is C
     shellcheck jq ca-certificates
     python3 python3-venv
+    chromium                          # draws the summary's Mermaid charts (tests/summary_charts.rs)
 )
 # Python packages installed into .venv (its bin/ is put on PATH for the tests).
 pip_packages=(
@@ -112,6 +113,18 @@ for c in rustfmt clippy; do
 done
 cargo --version
 
+announce "setup: mermaid-cli (tests/mermaid)"
+if ! command -v npm >/dev/null; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+fi
+if [[ ! -x tests/mermaid/node_modules/.bin/mmdc ]] \
+    || [[ tests/mermaid/package-lock.json -nt tests/mermaid/node_modules/.package-lock.json ]]; then
+    # Debian's Chromium draws; puppeteer's own browser download is not needed.
+    (cd tests/mermaid && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+else
+    echo "up to date: tests/mermaid/node_modules"
+fi
+
 announce "setup: python venv (.venv)"
 marker=.venv/.dora-pip-packages
 if [[ ! -x .venv/bin/python ]]; then
@@ -124,7 +137,7 @@ else
     echo "up to date: ${pip_packages[*]}"
 fi
 export PATH="${repo}/.venv/bin:${PATH}"
-for tool in actionlint hadolint shellcheck buildah jq prometheus prometheus-pushgateway; do
+for tool in actionlint hadolint shellcheck buildah jq prometheus prometheus-pushgateway chromium; do
     command -v "${tool}" >/dev/null || die "${tool} not found on PATH after setup"
 done
 

@@ -19,7 +19,7 @@ use crate::actions;
 use crate::clients::{Clients, Connected, connect};
 use crate::dora;
 use crate::dora::incident::Observed;
-use crate::inputs::{Inputs, Mode, Runner, Settings, resolve};
+use crate::inputs::{Inputs, Mode, ReportFile, Runner, Settings, resolve};
 use crate::report::Report;
 use crate::sinks::pushgateway::Pushgateway;
 use crate::sources::incidents;
@@ -46,9 +46,9 @@ pub async fn main(vars: Vec<(String, String)>) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(&e, Some(&runner.files)),
     };
-    let written = runner
-        .files
-        .write_outputs(&report.outputs().pairs())
+    let mut report = report;
+    let written = write_report(&mut report, &inputs, &runner)
+        .and_then(|()| runner.files.write_outputs(&report.outputs().pairs()))
         .and_then(|()| runner.files.write_summary(&report.markdown()));
     match (written, &report.refusal) {
         (Err(e), _) => fail(&e, None),
@@ -58,6 +58,25 @@ pub async fn main(vars: Vec<(String, String)>) -> u8 {
         }
         (Ok(()), None) => 0,
     }
+}
+
+/// Writes the JSON report where `report-file` says (first, so the output
+/// `report-file` names a file that is there), and records its path.
+fn write_report(report: &mut Report, inputs: &Inputs, runner: &Runner) -> Result<()> {
+    let workspace = runner.env.get("GITHUB_WORKSPACE").map(std::path::Path::new);
+    let path = match (&inputs.report_file, workspace) {
+        (ReportFile::Off, _) | (ReportFile::Default, None) => return Ok(()),
+        (ReportFile::Default, Some(ws)) => ws.join("dora-report.json"),
+        (ReportFile::Path(p), Some(ws)) => ws.join(p),
+        (ReportFile::Path(p), None) => p.clone(),
+    };
+    report.report_file = Some(path.clone());
+    let value = crate::report::json::report_json(report, &report.outputs(), Timestamp::now());
+    let text = serde_json::to_string_pretty(&value).expect("a JSON value serialises");
+    std::fs::write(&path, text + "\n").map_err(|e| Error::Runner {
+        path: path.display().to_string(),
+        message: format!("cannot write the report (`report-file`): {e}"),
+    })
 }
 
 /// Masks the secrets the environment brings, before anything could print them.
@@ -214,6 +233,7 @@ pub fn begin(inputs: &Inputs, runner: &Runner, now: Timestamp) -> Result<Begun> 
         retention: inputs.retention,
         server_url: runner.server_url.clone(),
         window: (mode == Mode::Workflows).then_some(inputs.lookback),
+        charts: matches!(mode, Mode::Workflows | Mode::Cluster),
         ..Report::default()
     };
     if mode == Mode::Event && event_name == "issues" {

@@ -35,7 +35,8 @@ pub use urls::{URL_INPUTS, url_credentials};
 use parse::{
     parse_bool, parse_cluster_name, parse_duration, parse_incident_labels, parse_job,
     parse_kustomizations, parse_label_value, parse_list, parse_mode, parse_namespaces,
-    parse_region, parse_repository, parse_role_arn, parse_service, parse_token, parse_workflows,
+    parse_region, parse_report_file, parse_repository, parse_role_arn, parse_service, parse_token,
+    parse_workflows,
 };
 use urls::{parse_remote_write, parse_url};
 
@@ -62,6 +63,7 @@ pub struct Raw {
     pub incident_labels: Option<String>,
     pub incident_window: Option<String>,
     pub incident_repository: Option<String>,
+    pub report_file: Option<String>,
     pub retention: Option<String>,
     pub github_token: Option<String>,
     pub dry_run: Option<String>,
@@ -168,6 +170,17 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// `report-file`: where the run's JSON report is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportFile {
+    /// Unset: `dora-report.json` in `GITHUB_WORKSPACE` when that is set, else none.
+    Default,
+    /// `none`: no report.
+    Off,
+    /// This path (relative to `GITHUB_WORKSPACE` when that is set).
+    Path(std::path::PathBuf),
+}
+
 /// Where remote-write goes and how it authenticates (inputs `remote-write-*`).
 #[derive(Debug, Clone)]
 pub struct RemoteWriteTarget {
@@ -250,6 +263,8 @@ pub struct Inputs {
     pub incident_window: u64,
     /// `owner/name` whose issues are incidents; `None` = `GITHUB_REPOSITORY`.
     pub incident_repository: Option<String>,
+    /// Where the JSON report goes (`report-file`).
+    pub report_file: ReportFile,
     /// Seconds after which an event's group is pruned; `None` = keep forever.
     pub retention: Option<u64>,
     pub github_token: Option<String>,
@@ -328,6 +343,7 @@ impl Inputs {
                 .incident_repository
                 .map(|v| parse_repository("incident-repository", &v))
                 .transpose()?,
+            report_file: parse_report_file(raw.report_file)?,
             retention: match parse_duration(
                 "retention",
                 &or(&raw.retention, defaults::RETENTION),

@@ -311,6 +311,26 @@ pub(super) fn parse_namespaces(v: &str) -> Result<Vec<String>> {
     }
 }
 
+/// `report-file`: unset or empty is the default, `none` turns the report
+/// off, anything else is a file path (not a directory, no NUL).
+pub(super) fn parse_report_file(v: Option<String>) -> Result<super::ReportFile> {
+    use super::ReportFile;
+    let Some(v) = v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+        return Ok(ReportFile::Default);
+    };
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(ReportFile::Off);
+    }
+    if v.contains('\0') || v.ends_with('/') || v.ends_with("/.") || v == "." || v == ".." {
+        return Err(invalid(
+            "report-file",
+            &v.replace('\0', "\\0"),
+            "expected a file path, or `none`",
+        ));
+    }
+    Ok(ReportFile::Path(v.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::Says::{Contains, Exactly, StartsWith};

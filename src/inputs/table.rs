@@ -62,6 +62,7 @@ pub const INPUTS: &[InputSpec] = &[
     input("incident-labels", Some(defaults::INCIDENT_LABELS), "issue labels that make an issue an incident; empty: no incidents"),
     input("incident-window", Some(defaults::INCIDENT_WINDOW), "an incident opened this long after a deployment is pinned on it"),
     input("incident-repository", None, "repository whose issues are incidents (default GITHUB_REPOSITORY)"),
+    input("report-file", None, "the JSON report's path (default dora-report.json in GITHUB_WORKSPACE; `none` = off)"),
     input("retention", Some(defaults::RETENTION), "prune this job's groups older than this; `0` keeps all"),
     input("github-token", None, "token for GitHub REST (action.yml: the job's token)"),
     input("dry-run", Some(defaults::DRY_RUN), "`true`: push nothing, print the exposition"),

@@ -7,11 +7,16 @@ use crate::actions;
 use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
 use crate::duration::human;
 
+mod charts;
 mod incidents;
+pub mod json;
 
 /// Event rows (and per-source rows, and warnings) shown in the summary; the
 /// rest are counted.
 const MAX_ROWS: usize = 50;
+
+/// Events a table shows open below the charts; a longer one is collapsed.
+const COLLAPSE_ROWS: usize = 10;
 
 /// Longest value shown in a table cell, in characters of the value.
 const MAX_CELL: usize = 200;
@@ -77,6 +82,11 @@ pub struct Report {
     pub remote_query: Option<RemoteQueryState>,
     /// Incidents recorded or updated by this run, each with its link.
     pub incidents: Vec<crate::dora::incident::Pinned>,
+    /// Whether the summary draws the charts (workflows and cluster mode:
+    /// a history, not one event).
+    pub charts: bool,
+    /// Where the JSON report was written (`report-file`), when it was.
+    pub report_file: Option<std::path::PathBuf>,
     /// Issues that are no incidents any more, whose groups were deleted.
     pub withdrawn: Vec<crate::dora::incident::Withdrawn>,
     /// Reverts found in the commits this run's deployments shipped.
@@ -130,6 +140,7 @@ pub struct Outputs {
     pub lead_time_seconds: String,
     pub recovery_seconds: String,
     pub incidents: String,
+    pub report_file: String,
 }
 
 impl Outputs {
@@ -144,6 +155,7 @@ impl Outputs {
             ("lead-time-seconds", &self.lead_time_seconds),
             ("recovery-seconds", &self.recovery_seconds),
             ("incidents", &self.incidents),
+            ("report-file", &self.report_file),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -185,6 +197,11 @@ impl Report {
             } else {
                 self.incidents.len().to_string()
             },
+            report_file: self
+                .report_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -223,6 +240,16 @@ impl Report {
             if self.window.is_some() {
                 md.push_str(&self.keys_table());
             }
+            let pictures = self.pictures();
+            md.push_str(&pictures);
+            // Below a picture, a long table is detail: collapsed.
+            let collapsed = !pictures.is_empty() && self.recorded.len() > COLLAPSE_ROWS;
+            if collapsed {
+                md.push_str(&format!(
+                    "<details><summary>All {} events</summary>\n\n",
+                    self.recorded.len()
+                ));
+            }
             md.push_str("| source | status | commit | ref | environment | finished | lead time | recovery |\n");
             md.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
             let mut newest: Vec<&Deploy> = self.recorded.iter().collect();
@@ -237,6 +264,9 @@ impl Report {
                 ));
             }
             md.push('\n');
+            if collapsed {
+                md.push_str("</details>\n\n");
+            }
             if let Some(lead) = t
                 .lead_time_median
                 .filter(|_| t.deployments > 1 && self.window.is_none())
@@ -270,6 +300,23 @@ impl Report {
             md.push_str("\n</details>\n");
         }
         md
+    }
+
+    /// The charts of the recorded history ([`charts::charts`]), over the
+    /// window up to the newest event (or from the oldest one).
+    fn pictures(&self) -> String {
+        let times = || self.recorded.iter().map(|d| d.time);
+        let (Some(oldest), Some(newest)) = (times().min(), times().max()) else {
+            return String::new();
+        };
+        if !self.charts {
+            return String::new();
+        }
+        let from = self
+            .window
+            .and_then(|w| jiff::Timestamp::from_second(newest.as_second() - w as i64).ok())
+            .map_or(oldest, |start| start.min(oldest));
+        charts::charts(&self.recorded, from, newest)
     }
 
     /// The four keys per source over the window, each with its DORA 2024 band.
@@ -596,7 +643,8 @@ mod tests {
                 "failures",
                 "lead-time-seconds",
                 "recovery-seconds",
-                "incidents"
+                "incidents",
+                "report-file"
             ]
         );
     }
