@@ -746,6 +746,17 @@ fn input_value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// [`input_value`] as a runner can hand it to a process: an environment
+/// variable cannot hold NUL (`execve` takes C strings), so a value that had
+/// one arrives cut there. Spawning with a NUL would fail the test harness,
+/// not the action.
+fn process_input_value() -> impl Strategy<Value = String> {
+    input_value().prop_map(|v| match v.split_once('\0') {
+        Some((before, _)) => before.to_string(),
+        None => v,
+    })
+}
+
 /// The documented inputs, as the drift test reads them: `Raw`'s fields.
 fn input_names() -> Vec<String> {
     match serde_json::to_value(Raw::default()).unwrap() {
@@ -1233,6 +1244,19 @@ fn local_github() -> (tokio::runtime::Runtime, GitHubMock) {
 /// The built binary in dry run on mutated payloads (and odd inputs): exit 0
 /// or 1, no panic, no backtrace hint, and exactly one `::error::` line when
 /// it fails (none when it does not).
+/// What the process test hands the binary can always be spawned: the CI
+/// failure of session 5 was a generated NUL, refused by `execve`.
+#[test]
+fn process_inputs_never_hold_nul() {
+    let mut runner = TestRunner::new(cases(4096));
+    runner
+        .run(&process_input_value(), |v| {
+            prop_assert!(!v.contains('\0'), "{:?}", v);
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn the_process_ends_cleanly_on_mutated_payloads() {
     let (rt, github) = local_github();
@@ -1247,7 +1271,7 @@ fn the_process_ends_cleanly_on_mutated_payloads() {
                     "environment",
                     "deploy-branches",
                 ]),
-                input_value(),
+                process_input_value(),
             ),
             0..2,
         ),
