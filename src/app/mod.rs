@@ -61,7 +61,10 @@ pub async fn main(vars: Vec<(String, String)>) -> u8 {
 }
 
 /// Writes the JSON report where `report-file` says (first, so the output
-/// `report-file` names a file that is there), and records its path.
+/// `report-file` names a file that is there), creating its folders, and
+/// records its path: relative to the workspace when it is inside it, since a
+/// container action sees the workspace at `/github/workspace` while the
+/// later steps on the host see it elsewhere, and both start in it.
 fn write_report(report: &mut Report, inputs: &Inputs, runner: &Runner) -> Result<()> {
     let workspace = runner.env.get("GITHUB_WORKSPACE").map(std::path::Path::new);
     let path = match (&inputs.report_file, workspace) {
@@ -70,13 +73,21 @@ fn write_report(report: &mut Report, inputs: &Inputs, runner: &Runner) -> Result
         (ReportFile::Path(p), Some(ws)) => ws.join(p),
         (ReportFile::Path(p), None) => p.clone(),
     };
-    report.report_file = Some(path.clone());
+    let named = workspace
+        .and_then(|ws| path.strip_prefix(ws).ok())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(&path);
+    report.report_file = Some(named.to_path_buf());
     let value = crate::report::json::report_json(report, &report.outputs(), Timestamp::now());
     let text = serde_json::to_string_pretty(&value).expect("a JSON value serialises");
-    std::fs::write(&path, text + "\n").map_err(|e| Error::Runner {
+    let failed = |e: std::io::Error| Error::Runner {
         path: path.display().to_string(),
         message: format!("cannot write the report (`report-file`): {e}"),
-    })
+    };
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(failed)?;
+    }
+    std::fs::write(&path, text + "\n").map_err(failed)
 }
 
 /// Masks the secrets the environment brings, before anything could print them.
@@ -94,9 +105,13 @@ fn mask_secrets(vars: &[(String, String)]) {
             actions::mask(value.trim());
         }
     }
-    // A password in a URL input, even one too broken to parse.
-    for name in crate::inputs::URL_INPUTS {
-        let key = format!("INPUT_{}", name.to_uppercase());
+    // A password in a URL input (or the runner's API URL), even one too
+    // broken to parse.
+    let keys = crate::inputs::URL_INPUTS
+        .iter()
+        .map(|name| format!("INPUT_{}", name.to_uppercase()))
+        .chain(["GITHUB_API_URL".to_string()]);
+    for key in keys {
         for (_, value) in vars.iter().filter(|(k, _)| *k == key) {
             for secret in crate::inputs::url_credentials(value.trim()) {
                 actions::mask(&secret);

@@ -35,8 +35,15 @@ impl Runner {
             .collect();
         let get = |name: &str| env.get(name).cloned();
         let api = get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-        let api_url = Url::parse(&api)
-            .map_err(|e| Error::input("GITHUB_API_URL", format!("invalid value `{api}`: {e}")))?;
+        let api_url = super::urls::parse_url("GITHUB_API_URL", &api)?;
+        // The token goes in a header; credentials in the URL would go with
+        // every request and into any message that shows it.
+        if !api_url.username().is_empty() || api_url.password().is_some() {
+            return Err(Error::input(
+                "GITHUB_API_URL",
+                "the URL must not hold credentials (the token is `github-token`)",
+            ));
+        }
         Ok(Runner {
             event_name: get("GITHUB_EVENT_NAME"),
             event_path: get("GITHUB_EVENT_PATH").map(PathBuf::from),
@@ -226,6 +233,28 @@ mod tests {
             e.starts_with("input `GITHUB_API_URL`: invalid value `api.github`: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_api_url_with_credentials_is_refused_without_showing_them() {
+        for url in [
+            "https://x-access-token:ghs_hunter2@ghe.example/api/v3",
+            "https://ghs_hunter2@ghe.example/api/v3",
+            "https://u:ghs_hunter2@ghe.example/api v3",
+        ] {
+            let vars = vec![("GITHUB_API_URL".to_string(), url.to_string())];
+            let e = Runner::from_env(&vars).expect_err(url).to_string();
+            assert!(e.starts_with("input `GITHUB_API_URL`: "), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_api_url_with_a_query_or_another_scheme_is_refused() {
+        for url in ["https://ghe.example/api/v3?x=1", "ftp://ghe.example/api/v3"] {
+            let vars = vec![("GITHUB_API_URL".to_string(), url.to_string())];
+            assert!(Runner::from_env(&vars).is_err(), "{url}");
+        }
     }
 
     #[test]

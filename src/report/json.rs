@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Outputs, Report};
+use crate::dora::incident::{ChangeFailure, Pinned, change_failures};
 use crate::dora::{Band, Deploy, EventKey, Status, by_source};
 
 /// The report's schema version: bumped when a field changes meaning or goes.
@@ -14,11 +15,11 @@ pub const SCHEMA: u64 = 1;
 
 /// The report of `report` (whose outputs are `outputs`), written at `now`.
 pub fn report_json(report: &Report, outputs: &Outputs, now: Timestamp) -> Value {
-    let delivered: &[Deploy] = if report.failure.is_some() {
-        &[]
-    } else {
-        &report.recorded
-    };
+    // A failed delivery recorded nothing: the outputs count nothing either.
+    let failed = report.failure.is_some();
+    let delivered: &[Deploy] = if failed { &[] } else { &report.recorded };
+    let incidents: &[Pinned] = if failed { &[] } else { &report.incidents };
+    let reverts = if failed { &[] } else { &report.reverts[..] };
     let times = || delivered.iter().map(|d| d.time);
     let (to, from) = match report.window {
         Some(w) => (now, Timestamp::from_second(now.as_second() - w as i64).ok()),
@@ -49,6 +50,49 @@ pub fn report_json(report: &Report, outputs: &Outputs, now: Timestamp) -> Value 
                 .collect::<Vec<_>>(),
         },
         "events": delivered.iter().map(event).collect::<Vec<_>>(),
+        "incidents": incidents.iter().map(incident).collect::<Vec<_>>(),
+        "change_failures": change_failures(incidents, reverts)
+            .iter()
+            .map(change_failure)
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// The deployment something is pinned on, by what identifies it.
+fn deployment_ref(d: &Deploy) -> Value {
+    json!({
+        "source": d.source,
+        "sha": d.sha,
+        "environment": d.environment,
+        "time": d.time.to_string(),
+    })
+}
+
+/// One incident recorded or updated, with its link and the evidence.
+fn incident(p: &Pinned) -> Value {
+    let i = &p.incident;
+    json!({
+        "repository": i.repository,
+        "number": i.number,
+        "title": i.title,
+        "url": i.url,
+        "environment": p.environment,
+        "opened": i.opened.to_string(),
+        "resolved": i.resolved.map(|t| t.to_string()),
+        "link": p.link.as_str(),
+        "evidence": p.evidence,
+        "deployment": p.deploy.as_ref().map(deployment_ref),
+        "restore_seconds": p.restore_seconds(),
+        "recovery_seconds": p.recovery_seconds(),
+    })
+}
+
+/// One deployment found failed after it went green, with every cause.
+fn change_failure(c: &ChangeFailure) -> Value {
+    json!({
+        "deployment": deployment_ref(&c.deploy),
+        "causes": c.causes,
+        "recovery_seconds": c.recovery_seconds,
     })
 }
 
@@ -160,6 +204,69 @@ mod tests {
     }
 
     #[test]
+    fn incidents_and_change_failures_name_their_deployment_and_evidence() {
+        use crate::dora::incident::{Incident, LinkKind};
+        use crate::dora::revert::Revert;
+        let pinned = Pinned {
+            incident: Incident {
+                repository: "octo-org/ops".into(),
+                number: 41,
+                title: "Checkout <b>down</b>".into(),
+                body: "root cause: 9f8e7d6".into(),
+                url: None,
+                opened: at("2026-11-20T11:10:00Z"),
+                resolved: Some(at("2026-11-20T12:40:00Z")),
+                environment: None,
+            },
+            environment: "production".into(),
+            link: LinkKind::Explicit,
+            deploy: Some(Deploy::success()),
+            evidence: "body names 9f8e7d6".into(),
+        };
+        let revert = Revert {
+            failed: Deploy::success(),
+            by: Deploy::success().at("2026-11-20T11:40:00Z").sha("ffeeddc1"),
+            commit: "ffeeddc1".into(),
+            reverted: "9f8e7d6".into(),
+        };
+        let r = Report {
+            incidents: vec![pinned],
+            reverts: vec![revert],
+            ..report(vec![Deploy::success()], None)
+        };
+        let v = report_json(&r, &r.outputs(), at("2026-11-21T00:00:00Z"));
+        let i = &v["incidents"][0];
+        assert_eq!(i["number"], 41);
+        assert_eq!(
+            i["title"], "Checkout <b>down</b>",
+            "JSON escapes, it does not edit"
+        );
+        assert_eq!(i["link"], "explicit");
+        assert_eq!(i["restore_seconds"], 5400);
+        assert_eq!(i["resolved"], "2026-11-20T12:40:00Z");
+        assert_eq!(i["deployment"]["sha"], Deploy::success().sha);
+        assert_eq!(
+            v["incidents"].as_array().unwrap().len().to_string(),
+            r.outputs().incidents
+        );
+        // One failed deployment, two causes; the revert restored it first.
+        let failures = v["change_failures"].as_array().unwrap();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(
+            failures[0]["causes"],
+            json!(["incident #41", "revert ffeeddc"])
+        );
+        assert_eq!(
+            failures[0]["recovery_seconds"],
+            revert_recovery(&Deploy::success(), "2026-11-20T11:40:00Z")
+        );
+    }
+
+    fn revert_recovery(failed: &Deploy, by: &str) -> i64 {
+        at(by).as_second() - failed.time.as_second()
+    }
+
+    #[test]
     fn a_failed_delivery_reports_no_event() {
         let r = Report {
             failure: Some("pushgateway: 500".into()),
@@ -169,5 +276,7 @@ mod tests {
         assert_eq!(v["events"].as_array().unwrap().len(), 0);
         assert_eq!(v["keys"]["overall"]["deployments"], 0);
         assert_eq!(v["outputs"]["events"], "0");
+        assert_eq!(v["incidents"], json!([]));
+        assert_eq!(v["change_failures"], json!([]));
     }
 }

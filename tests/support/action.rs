@@ -39,6 +39,12 @@ pub struct Outcome {
     pub outputs: BTreeMap<String, String>,
     /// `GITHUB_STEP_SUMMARY` as written; empty when the run had no runner files.
     pub summary: String,
+    /// The JSON report the run wrote (output `report-file`), already checked
+    /// against the schema and the outputs (see [`super::report`]).
+    pub report: Option<serde_json::Value>,
+    /// Every file in the run's dir (the workspace) after the run, by relative
+    /// path: the dir itself goes with the [`Action`].
+    pub files: std::collections::BTreeSet<String>,
     /// With [`Action::memory_limit`]: the process's peak resident memory in
     /// bytes (its `VmHWM`, polled), and whether it passed the limit and was killed.
     pub peak_rss: Option<(u64, bool)>,
@@ -80,6 +86,10 @@ impl Action {
         ] {
             action.env.insert(k.to_string(), v.to_string());
         }
+        // The runner's workspace is the step's working directory: the JSON
+        // report goes there by default, and every run's report is checked.
+        let workspace = action.dir.path().display().to_string();
+        action.env.insert("GITHUB_WORKSPACE".into(), workspace);
         let output = output_file.display().to_string();
         let summary = summary_file.display().to_string();
         action
@@ -261,15 +271,69 @@ impl Action {
             .as_ref()
             .map(|p| std::fs::read_to_string(p).unwrap_or_default())
             .unwrap_or_default();
+        let report = self.checked_report(&outputs, &stderr);
+        let files = files_below(self.dir.path());
         Outcome {
             code,
             stdout,
             stderr,
             outputs,
             summary,
+            report,
+            files,
             peak_rss,
         }
     }
+
+    /// The report the output `report-file` names (relative to
+    /// `GITHUB_WORKSPACE`, as a later step opens it), parsed; panics when it
+    /// is missing, breaks the schema or disagrees with the outputs.
+    fn checked_report(
+        &self,
+        outputs: &BTreeMap<String, String>,
+        stderr: &str,
+    ) -> Option<serde_json::Value> {
+        let named = outputs.get("report-file").filter(|p| !p.is_empty())?;
+        let path = match self.env.get("GITHUB_WORKSPACE") {
+            Some(ws) => Path::new(ws).join(named),
+            None => self.dir.path().join(named),
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("output report-file names {named:?}, not readable ({e})\n{stderr}")
+        });
+        let report: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{text}"));
+        let broken = super::report::schema_errors(&report);
+        assert!(
+            broken.is_empty(),
+            "the report breaks docs/report.schema.json:\n{}\n--- report ---\n{text}",
+            broken.join("\n")
+        );
+        let wrong = super::report::disagreements(&report, outputs);
+        assert!(
+            wrong.is_empty(),
+            "the report's numbers are not the outputs':\n{}\n--- outputs ---\n{outputs:#?}\n--- report ---\n{text}",
+            wrong.join("\n")
+        );
+        Some(report)
+    }
+}
+
+/// The files below `dir`, by path relative to it.
+fn files_below(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut files = std::collections::BTreeSet::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                files.insert(rel.display().to_string());
+            }
+        }
+    }
+    files
 }
 
 /// The action's `--help` text (the run must succeed).

@@ -27,7 +27,8 @@
 //!   [`oidc`], and the misbehaving servers [`front`], [`hostile`] (both a
 //!   [`server::Server`]) and [`delay`];
 //! - [`botocore`]: the reference SigV4 implementation, run from the venv;
-//! - [`commands`]: reading workflow commands and the summary's Markdown.
+//! - [`commands`]: reading workflow commands and the summary's Markdown;
+//! - [`report`]: the JSON report checked against its schema and the outputs.
 //!
 //! The items most tests use are re-exported here (`support::Action`, …).
 //!
@@ -49,6 +50,7 @@ pub mod oidc;
 pub mod process;
 pub mod prometheus;
 pub mod pushgateway;
+pub mod report;
 pub mod server;
 
 // Each test binary uses some of them.
