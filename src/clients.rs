@@ -17,7 +17,7 @@ use crate::actions;
 use crate::aws::{self, Aws, Cluster, CredentialSource};
 use crate::github::{self, GitHub};
 use crate::http;
-use crate::inputs::{Inputs, Mode, QuerySource, RemoteAuth, RemoteWriteTarget, Runner};
+use crate::inputs::{Inputs, Mode, QuerySource, RemoteWriteTarget, Runner};
 use crate::kubernetes;
 use crate::kubernetes::ServiceProxy;
 use crate::report::ClusterState;
@@ -259,27 +259,22 @@ async fn remote_write(
     http: &Client,
     checked: Option<&Aws>,
 ) -> Result<(RemoteWrite, Option<RemoteQuery>)> {
-    let auth = match &target.auth {
-        RemoteAuth::None => remote_write::Auth::None,
-        RemoteAuth::Bearer(token) => remote_write::Auth::Bearer(token.clone()),
-        RemoteAuth::Basic { username, password } => remote_write::Auth::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        },
-        RemoteAuth::SigV4 { region } => {
+    let auth = match target.auth.clone().other_than_sigv4() {
+        Ok(auth) => auth,
+        Err(region) => {
             let env = |k: &str| runner.env.get(k).cloned();
             let region = match region {
-                Some(r) => r.clone(),
+                Some(r) => r,
                 None => aws::region(inputs.aws_region.as_deref(), &env)?,
             };
             let credentials = match checked {
                 Some(aws) => aws.credentials().clone(),
                 None => aws_credentials(inputs, runner, http, &region).await?,
             };
-            remote_write::Auth::SigV4 {
+            remote_write::Auth::SigV4(remote_write::SigV4Key {
                 region,
                 credentials,
-            }
+            })
         }
     };
     let query = target.query.as_ref().map(|q| {

@@ -20,6 +20,60 @@ use std::time::Duration;
 use reqwest::redirect::{Action, Attempt, Policy};
 use reqwest::{Client, StatusCode, Url};
 
+/// How requests to a remote store (remote-write, its query API)
+/// authenticate. `S` is what SigV4 needs at each stage: the inputs know at
+/// most a region (`Auth<Option<String>>`), the sink holds the region and the
+/// credentials. One type, so the choice made from the inputs reaches the
+/// sink unchanged but for that.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth<S> {
+    None,
+    /// `Authorization: Bearer …` (Mimir/Thanos behind a gateway, Grafana Cloud tokens).
+    Bearer(String),
+    /// HTTP basic auth (Grafana Cloud, a reverse proxy).
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// AWS SigV4 for service `aps` (Amazon Managed Service for Prometheus).
+    SigV4(S),
+}
+
+impl<S> Auth<S> {
+    /// The kind, as the summary and errors name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Bearer(_) => "bearer token",
+            Auth::Basic { .. } => "basic auth",
+            Auth::SigV4(_) => "SigV4",
+        }
+    }
+
+    /// The same choice for another stage: `Err` with the SigV4 part (which
+    /// the caller completes), `Ok` for every other kind, carried over as is.
+    pub fn other_than_sigv4<T>(self) -> Result<Auth<T>, S> {
+        match self {
+            Auth::None => Ok(Auth::None),
+            Auth::Bearer(token) => Ok(Auth::Bearer(token)),
+            Auth::Basic { username, password } => Ok(Auth::Basic { username, password }),
+            Auth::SigV4(s) => Err(s),
+        }
+    }
+}
+
+/// Secrets never show: a token or a password is `***`.
+impl<S: std::fmt::Debug> std::fmt::Debug for Auth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Bearer(_) => f.write_str("Bearer(***)"),
+            Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            Auth::SigV4(s) => write!(f, "SigV4({s:?})"),
+        }
+    }
+}
+
 /// What went wrong talking to an outside system, as data: the HTTP status
 /// when the system answered (none for a transport failure, a malformed
 /// answer, or a refusal by something in between such as the Kubernetes API

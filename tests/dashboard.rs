@@ -149,6 +149,12 @@ fn interpolate(dashboard: &Value, panel: &Value, target: &Value, sel: &Selection
     interpolate_from(dashboard, panel, target, sel, PUSHGATEWAY_HISTORY)
 }
 
+/// The query Grafana sends for target `i` of the panel titled `title`.
+fn panel_query(dashboard: &Value, title: &str, i: usize, sel: &Selection) -> String {
+    let p = panel(dashboard, title);
+    interpolate(dashboard, p, targets(p)[i], sel)
+}
+
 /// `${history}` for a Prometheus that scrapes the Pushgateway (every event
 /// series always present) and for a remote-write store (one sample per
 /// event series, at the event's time): the two options of the variable.
@@ -1247,16 +1253,12 @@ async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers(
         "Change failure rate",
         "Failed deployment recovery time",
     ] {
-        let p = panel(&d, title);
-        let r = s
-            .query(&interpolate(&d, p, targets(p)[0], &none))
-            .await
-            .unwrap();
+        let r = s.query(&panel_query(&d, title, 0, &none)).await.unwrap();
         assert!(r.is_empty(), "{title} in staging: {r:?}");
     }
-    let p = panel(&d, "Deployment frequency");
     assert_eq!(
-        s.scalar(&interpolate(&d, p, targets(p)[0], &none)).await,
+        s.scalar(&panel_query(&d, "Deployment frequency", 0, &none))
+            .await,
         0.0
     );
 
@@ -1269,14 +1271,14 @@ async fn every_panel_answers_and_the_headline_is_the_hand_computed_dora_numbers(
         environment: vec![],
         source: vec![],
     };
-    let p = panel(&d, "Deployment frequency");
     assert!(close(
-        s.scalar(&interpolate(&d, p, targets(p)[0], &month)).await,
+        s.scalar(&panel_query(&d, "Deployment frequency", 0, &month))
+            .await,
         0.5
     ));
-    let p = panel(&d, "Change failure rate");
     assert!(close(
-        s.scalar(&interpolate(&d, p, targets(p)[0], &month)).await,
+        s.scalar(&panel_query(&d, "Change failure rate", 0, &month))
+            .await,
         100.0 * 9.0 / 22.0
     ));
 }
@@ -1299,11 +1301,7 @@ fn map(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
 async fn detail_panels_show_the_scenario_per_source() {
     let s = Scenario::start().await;
     let d = dashboard();
-    let all = Selection::all();
-    let q = |title: &str, i: usize| {
-        let p = panel(&d, title);
-        interpolate(&d, p, targets(p)[i], &all)
-    };
+    let q = |title: &str, i: usize| panel_query(&d, title, i, &Selection::all());
     let assert_close = |title: &str, got: BTreeMap<String, f64>, want: BTreeMap<String, f64>| {
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
@@ -1730,11 +1728,7 @@ async fn a_remote_write_store_gives_the_same_headline() {
 async fn the_incidents_row_shows_the_scenarios_incidents_and_change_failures() {
     let s = Scenario::start().await;
     let d = dashboard();
-    let all = Selection::all();
-    let query = |title: &str, i: usize| {
-        let p = panel(&d, title);
-        interpolate(&d, p, targets(p)[i], &all)
-    };
+    let query = |title: &str, i: usize| panel_query(&d, title, i, &Selection::all());
     // By hand (see `incidents()`), over the week: #52 is open; #51, #52 and
     // #53 opened in it (#54 is older); #51 (3h) and #53 (1h) were resolved
     // in it: median 2h; 9201 is the one deployment found failed, by both causes.

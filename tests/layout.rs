@@ -78,32 +78,42 @@ fn functions<'a>(lines: &[&'a str]) -> Vec<(&'a str, usize)> {
     out
 }
 
+/// What `check` finds in each source file's code before its tests, each
+/// finding prefixed with the file's path.
+fn findings(check: impl Fn(&[&str]) -> Vec<String>) -> Vec<String> {
+    sources()
+        .iter()
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            check(&before_tests(&text))
+                .into_iter()
+                .map(|f| format!("{}: {f}", path.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[test]
 fn no_file_has_more_than_500_lines_of_code_before_its_tests() {
-    let too_long: Vec<String> = sources()
-        .iter()
-        .filter_map(|path| {
-            let text = std::fs::read_to_string(path).unwrap();
-            let n = code_lines(&before_tests(&text));
-            (n > MAX_FILE_CODE).then(|| format!("{}: {n} lines of code", path.display()))
-        })
-        .collect();
+    let too_long = findings(|lines| {
+        let n = code_lines(lines);
+        (n > MAX_FILE_CODE)
+            .then(|| format!("{n} lines of code"))
+            .into_iter()
+            .collect()
+    });
     assert!(too_long.is_empty(), "split these files: {too_long:#?}");
 }
 
 #[test]
 fn no_function_is_longer_than_100_lines() {
-    let too_long: Vec<String> = sources()
-        .iter()
-        .flat_map(|path| {
-            let text = std::fs::read_to_string(path).unwrap();
-            functions(&before_tests(&text))
-                .into_iter()
-                .filter(|(_, n)| *n > MAX_FN_LINES)
-                .map(|(name, n)| format!("{}: fn {name}: {n} lines", path.display()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let too_long = findings(|lines| {
+        functions(lines)
+            .into_iter()
+            .filter(|(_, n)| *n > MAX_FN_LINES)
+            .map(|(name, n)| format!("fn {name}: {n} lines"))
+            .collect()
+    });
     assert!(too_long.is_empty(), "split these functions: {too_long:#?}");
 }
 

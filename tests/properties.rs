@@ -1127,42 +1127,6 @@ fn arbitrary_deploy() -> impl Strategy<Value = Deploy> {
         )
 }
 
-/// The series labels a group's samples carry, read from its exposition by
-/// hand: the labels of the first sample line (every line has the same).
-fn sample_labels_of(group: &dora::Group) -> BTreeMap<String, String> {
-    let line = group
-        .exposition
-        .lines()
-        .find(|l| !l.starts_with('#'))
-        .expect("a sample line");
-    let Some(body) = line.split_once('{').map(|(_, b)| b) else {
-        return BTreeMap::new();
-    };
-    let mut labels = BTreeMap::new();
-    let mut chars = body.chars();
-    loop {
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() || name.starts_with('}') {
-            break;
-        }
-        assert_eq!(chars.next(), Some('"'), "{line}");
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(other) => value.push(other),
-                    None => panic!("{line}"),
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        labels.insert(name.trim_start_matches(',').to_string(), value);
-    }
-    labels
-}
-
 /// Real Pushgateway: a group with arbitrary label values (grouping labels in
 /// the path, series labels in the exposition, quotes, backslashes and
 /// newlines included) is accepted and stored with exactly those labels.
@@ -1184,7 +1148,7 @@ fn a_real_pushgateway_stores_arbitrary_labels_exactly() {
         .run(&strategy, |(job, deploy)| {
             let group = dora::deploy_group(&deploy);
             let want_labels = group.labels(&job);
-            let want_series = sample_labels_of(&group);
+            let want_series = support::exposition::sample_labels(&group.exposition);
             rt.block_on(async {
                 client
                     .put(&job, &group.grouping, &group.exposition, Some(true))

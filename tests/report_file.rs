@@ -35,13 +35,18 @@ async fn by_default_the_report_is_in_the_workspace_named_as_a_later_step_opens_i
     assert_eq!(report["outputs"]["report-file"], "dora-report.json");
 }
 
+/// A successful dry run with `report-file` set to `value`.
+async fn run_with_report_file(value: &str) -> support::Outcome {
+    let github = GitHubMock::empty().await;
+    dry_run(&github)
+        .input("report-file", value)
+        .run_expecting(0)
+        .await
+}
+
 #[tokio::test]
 async fn a_path_below_the_workspace_gets_its_folders() {
-    let github = GitHubMock::empty().await;
-    let out = dry_run(&github)
-        .input("report-file", "reports/dora/run.json")
-        .run_expecting(0)
-        .await;
+    let out = run_with_report_file("reports/dora/run.json").await;
     assert_eq!(out.outputs["report-file"], "reports/dora/run.json");
     assert!(
         out.files.contains("reports/dora/run.json"),
@@ -53,11 +58,7 @@ async fn a_path_below_the_workspace_gets_its_folders() {
 
 #[tokio::test]
 async fn none_writes_no_report() {
-    let github = GitHubMock::empty().await;
-    let out = dry_run(&github)
-        .input("report-file", "none")
-        .run_expecting(0)
-        .await;
+    let out = run_with_report_file("none").await;
     assert_eq!(out.outputs["report-file"], "");
     assert!(
         !out.files.iter().any(|f| f.ends_with(".json")),

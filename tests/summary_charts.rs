@@ -124,11 +124,8 @@ async fn month() -> MockServer {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_month_of_history_is_drawn_and_the_real_mermaid_renders_it() {
     let gh = month().await;
-    let action = Action::new();
-    let payload = action.dir().join("schedule.json");
-    std::fs::write(&payload, json!({"schedule": "0 * * * *", "repository": {"full_name": "octo-org/shop", "default_branch": "main"}}).to_string()).unwrap();
-    let out = action
-        .event("schedule", &payload)
+    let out = Action::new()
+        .scheduled("0 * * * *")
         .input("workflows", "deploy.yml")
         .input("lookback", "30d")
         .input("dry-run", "true")

@@ -12,6 +12,11 @@ use dora_action::dora::{self, Deploy, EventKey, History, Status};
 use dora_action::sinks::pushgateway::group_path;
 use libfuzzer_sys::fuzz_target;
 
+/// The exposition read back by hand, as the property tests read it.
+#[path = "../../tests/support/exposition.rs"]
+mod exposition;
+use exposition::sample_labels;
+
 /// `metrics/<name>[@base64]/<value>/...` back to labels, as Pushgateway 1.5 does.
 fn decode(path: &str) -> BTreeMap<String, String> {
     let mut segments = path.split('/');
@@ -35,37 +40,6 @@ fn decode(path: &str) -> BTreeMap<String, String> {
             }
         })
         .collect()
-}
-
-/// The labels of the first sample line of an exposition.
-fn sample_labels(exposition: &str) -> BTreeMap<String, String> {
-    let line = exposition.lines().find(|l| !l.starts_with('#')).unwrap();
-    let Some((_, body)) = line.split_once('{') else {
-        return BTreeMap::new();
-    };
-    let mut labels = BTreeMap::new();
-    let mut chars = body.chars();
-    loop {
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() || name.starts_with('}') {
-            break;
-        }
-        assert_eq!(chars.next(), Some('"'), "{line}");
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(other) => value.push(other),
-                    None => panic!("{line}"),
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        labels.insert(name.trim_start_matches(',').to_string(), value);
-    }
-    labels
 }
 
 fuzz_target!(

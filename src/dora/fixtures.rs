@@ -46,6 +46,40 @@ impl Deploy {
     }
 }
 
+impl incident::Incident {
+    /// Issue #12 of `octo-org/shop`, "Checkout down", no body, opened at
+    /// 11:10 (40 minutes after [`Deploy::success`]), still open.
+    pub fn example() -> incident::Incident {
+        incident::Incident {
+            repository: "octo-org/shop".into(),
+            number: 12,
+            title: "Checkout down".into(),
+            body: String::new(),
+            url: None,
+            opened: at("2026-11-20T11:10:00Z"),
+            resolved: None,
+            environment: None,
+        }
+    }
+}
+
+impl incident::Pinned {
+    /// [`incident::Incident::example`] pinned on [`Deploy::success`] by
+    /// the window, resolved at 12:40.
+    pub fn example() -> incident::Pinned {
+        incident::Pinned {
+            incident: incident::Incident {
+                resolved: Some(at("2026-11-20T12:40:00Z")),
+                ..incident::Incident::example()
+            },
+            environment: "production".into(),
+            link: incident::LinkKind::Window,
+            deploy: Some(Deploy::success()),
+            evidence: "latest production deploy 40m before".into(),
+        }
+    }
+}
+
 /// A group as the previous version pushed it and the Pushgateway lists
 /// it: series labelled `branch`, no `ref`; grouping labels (and `job`)
 /// repeated on the series.

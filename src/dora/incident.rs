@@ -383,14 +383,10 @@ mod tests {
 
     fn incident(title: &str, body: &str, opened: &str) -> Incident {
         Incident {
-            repository: "octo-org/shop".into(),
-            number: 12,
             title: title.into(),
             body: body.into(),
-            url: None,
             opened: at(opened),
-            resolved: None,
-            environment: None,
+            ..Incident::example()
         }
     }
 

@@ -185,14 +185,10 @@ mod tests {
 
     fn incident(number: u64, resolved: Option<&str>) -> Incident {
         Incident {
-            repository: "octo-org/shop".into(),
             number,
-            title: "Checkout down".into(),
-            body: String::new(),
-            url: None,
             opened: at("2026-11-20T11:00:00Z"),
             resolved: resolved.map(at),
-            environment: None,
+            ..Incident::example()
         }
     }
 

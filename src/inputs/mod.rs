@@ -211,32 +211,11 @@ pub enum QuerySource {
     WritePath,
 }
 
-/// `remote-write-auth`, resolved: `auto` has become one of these.
-#[derive(Clone, PartialEq, Eq)]
-pub enum RemoteAuth {
-    None,
-    Bearer(String),
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// AWS SigV4 (service `aps`) with the run's AWS credentials; the region
-    /// from an Amazon Managed Service for Prometheus URL, else `aws-region`.
-    SigV4 {
-        region: Option<String>,
-    },
-}
-
-impl std::fmt::Debug for RemoteAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RemoteAuth::None => f.write_str("None"),
-            RemoteAuth::Bearer(_) => f.write_str("Bearer(***)"),
-            RemoteAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-            RemoteAuth::SigV4 { region } => write!(f, "SigV4({region:?})"),
-        }
-    }
-}
+/// `remote-write-auth`, resolved: `auto` has become one of these. For
+/// SigV4, the region from an Amazon Managed Service for Prometheus URL
+/// (`None`: `aws-region`); the run's AWS credentials are added by
+/// [`crate::clients`].
+pub type RemoteAuth = crate::http::Auth<Option<String>>;
 
 /// Validated inputs. Built only by [`Inputs::parse`].
 #[derive(Debug, Clone)]
@@ -388,7 +367,7 @@ impl Inputs {
         // AWS inputs without a cluster or SigV4 would do nothing: say so rather than ignore them.
         let sigv4 = matches!(
             self.remote_write.as_ref().map(|r| &r.auth),
-            Some(RemoteAuth::SigV4 { .. })
+            Some(RemoteAuth::SigV4(_))
         );
         if self.cluster_name.is_none() && !sigv4 {
             for (name, set) in [

@@ -299,7 +299,7 @@ fn remote_auth(
                 }
             }
             Ok(if kind == "sigv4" {
-                RemoteAuth::SigV4 { region: amp_region }
+                RemoteAuth::SigV4(amp_region)
             } else {
                 RemoteAuth::None
             })
@@ -507,9 +507,7 @@ mod tests {
             "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write";
         assert_eq!(
             auth(&[("INPUT_REMOTE-WRITE-URL", amp)]),
-            RemoteAuth::SigV4 {
-                region: Some("eu-west-1".into())
-            }
+            RemoteAuth::SigV4(Some("eu-west-1".into()))
         );
         // SigV4 elsewhere (a proxy in front of AMP) takes the region from `aws-region`.
         let i = parse(&[
@@ -518,10 +516,7 @@ mod tests {
             ("INPUT_AWS-REGION", "us-east-2"),
         ])
         .unwrap();
-        assert_eq!(
-            i.remote_write.unwrap().auth,
-            RemoteAuth::SigV4 { region: None }
-        );
+        assert_eq!(i.remote_write.unwrap().auth, RemoteAuth::SigV4(None));
         assert_eq!(i.aws_region.as_deref(), Some("us-east-2"));
         // No remote-write, no Pushgateway is fine only with a URL to write to.
         let i = parse(&[url, ("INPUT_PUSHGATEWAY-SERVICE", "none")]).unwrap();

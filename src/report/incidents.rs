@@ -71,28 +71,16 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use crate::dora::fixtures::at;
-    use crate::dora::incident::{Incident, LinkKind, Pinned, Withdrawn};
+    use crate::dora::incident::{Pinned, Withdrawn};
     use crate::dora::{Deploy, revert::Revert};
     use crate::report::Report;
 
     fn pinned(title: &str) -> Pinned {
-        Pinned {
-            incident: Incident {
-                repository: "octo-org/shop".into(),
-                number: 41,
-                title: title.into(),
-                body: String::new(),
-                url: Some("https://github.com/octo-org/shop/issues/41".into()),
-                opened: at("2026-11-20T11:10:00Z"),
-                resolved: Some(at("2026-11-20T12:40:00Z")),
-                environment: None,
-            },
-            environment: "production".into(),
-            link: LinkKind::Window,
-            deploy: Some(Deploy::success()),
-            evidence: "latest production deploy 40m before".into(),
-        }
+        let mut p = Pinned::example();
+        p.incident.number = 41;
+        p.incident.title = title.into();
+        p.incident.url = Some("https://github.com/octo-org/shop/issues/41".into());
+        p
     }
 
     #[test]

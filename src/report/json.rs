@@ -205,24 +205,17 @@ mod tests {
 
     #[test]
     fn incidents_and_change_failures_name_their_deployment_and_evidence() {
-        use crate::dora::incident::{Incident, LinkKind};
+        use crate::dora::incident::LinkKind;
         use crate::dora::revert::Revert;
-        let pinned = Pinned {
-            incident: Incident {
-                repository: "octo-org/ops".into(),
-                number: 41,
-                title: "Checkout <b>down</b>".into(),
-                body: "root cause: 9f8e7d6".into(),
-                url: None,
-                opened: at("2026-11-20T11:10:00Z"),
-                resolved: Some(at("2026-11-20T12:40:00Z")),
-                environment: None,
-            },
-            environment: "production".into(),
+        let mut pinned = Pinned {
             link: LinkKind::Explicit,
-            deploy: Some(Deploy::success()),
             evidence: "body names 9f8e7d6".into(),
+            ..Pinned::example()
         };
+        pinned.incident.repository = "octo-org/ops".into();
+        pinned.incident.number = 41;
+        pinned.incident.title = "Checkout <b>down</b>".into();
+        pinned.incident.body = "root cause: 9f8e7d6".into();
         let revert = Revert {
             failed: Deploy::success(),
             by: Deploy::success().at("2026-11-20T11:40:00Z").sha("ffeeddc1"),

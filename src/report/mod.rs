@@ -603,6 +603,13 @@ fn code_block(text: &str) -> String {
     format!("{fence}text\n{text}{newline}{fence}\n")
 }
 
+/// The Markdown checks of the process tests (`tests/support/commands.rs`),
+/// shared so the unit tests read the summary with the same parser.
+#[cfg(test)]
+#[path = "../../tests/support/commands.rs"]
+#[allow(dead_code)] // its stdout checks serve the process tests
+mod test_markdown;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,43 +724,8 @@ mod tests {
         assert!(md.contains("Dry run: nothing was pushed"));
     }
 
-    /// The summary as GitHub reads it (CommonMark with GFM tables): every
-    /// table's rows and their cell count, the raw HTML it holds, and the
-    /// code blocks' text.
-    struct Parsed {
-        rows: Vec<usize>,
-        html: Vec<String>,
-        code: Vec<String>,
-        links: Vec<String>,
-    }
-
-    fn parse_md(md: &str) -> Parsed {
-        use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-        let mut p = Parsed {
-            rows: vec![],
-            html: vec![],
-            code: vec![],
-            links: vec![],
-        };
-        let (mut cells, mut in_code) = (0, false);
-        for event in Parser::new_ext(md, Options::ENABLE_TABLES) {
-            match event {
-                Event::Start(Tag::TableRow | Tag::TableHead) => cells = 0,
-                Event::Start(Tag::TableCell) => cells += 1,
-                Event::End(TagEnd::TableRow | TagEnd::TableHead) => p.rows.push(cells),
-                Event::Html(h) | Event::InlineHtml(h) => p.html.push(h.to_string()),
-                Event::Start(Tag::CodeBlock(_)) => {
-                    in_code = true;
-                    p.code.push(String::new());
-                }
-                Event::End(TagEnd::CodeBlock) => in_code = false,
-                Event::Text(t) if in_code => p.code.last_mut().unwrap().push_str(&t),
-                Event::Start(Tag::Link { dest_url, .. }) => p.links.push(dest_url.to_string()),
-                _ => {}
-            }
-        }
-        p
-    }
+    /// The summary as GitHub reads it: the same parser the process tests use.
+    use super::test_markdown::parse_markdown as parse_md;
 
     const HOSTILE: &str = "x|y\r::error::pwned\n<img src=x onerror=alert(1)>`code`](http://evil/) &amp; *em* \u{2028}::warning::w\u{85}\u{0}\u{1b}[31m";
 

@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
-use super::remote_write::Auth;
+use super::remote_write::{Auth, authorize};
 use crate::http;
 use crate::retry::{Attempt, Backoff, retry};
 use crate::{Error, Failure, Result};
@@ -100,9 +100,13 @@ impl RemoteQuery {
                 .timeout(REQUEST_TIMEOUT)
                 .header(CONTENT_TYPE, FORM)
                 .body(body.clone());
-            let signed =
-                self.auth
-                    .authorize(request, &url, &[("content-type", FORM)], body.as_bytes());
+            let signed = authorize(
+                &self.auth,
+                request,
+                &url,
+                &[("content-type", FORM)],
+                body.as_bytes(),
+            );
             let response = match http::attempt(signed).await {
                 Ok(r) => r,
                 Err(attempt) => return attempt,

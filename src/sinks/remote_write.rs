@@ -84,40 +84,15 @@ impl TimeSeries {
 /// The series of one event: sent in one request, never split.
 pub type Unit = Vec<TimeSeries>;
 
-/// How requests authenticate.
-#[derive(Clone)]
-pub enum Auth {
-    None,
-    /// `Authorization: Bearer …` (Mimir/Thanos behind a gateway, Grafana Cloud tokens).
-    Bearer(String),
-    /// HTTP basic auth (Grafana Cloud, a reverse proxy).
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// AWS SigV4 for service `aps` (Amazon Managed Service for Prometheus).
-    SigV4 {
-        region: String,
-        credentials: Credentials,
-    },
-}
+/// How requests authenticate: the kinds [`crate::http::Auth`] names, SigV4
+/// with everything signing needs.
+pub type Auth = crate::http::Auth<SigV4Key>;
 
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Auth {
-    /// The kind of auth, for messages (never the secret).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Auth::None => "none",
-            Auth::Bearer(_) => "bearer token",
-            Auth::Basic { .. } => "basic auth",
-            Auth::SigV4 { .. } => "SigV4",
-        }
-    }
+/// What SigV4 signing (service `aps`) needs: the region and the credentials.
+#[derive(Clone, Debug)]
+pub struct SigV4Key {
+    pub region: String,
+    pub credentials: Credentials,
 }
 
 /// Samples per request at most: Prometheus' own remote-write sender sends
@@ -270,47 +245,44 @@ impl RemoteWrite {
         for (name, value) in PROTOCOL_HEADERS {
             request = request.header(name, value);
         }
-        self.auth
-            .authorize(request, &self.url, &PROTOCOL_HEADERS, body)
+        authorize(&self.auth, request, &self.url, &PROTOCOL_HEADERS, body)
     }
 }
 
-impl Auth {
-    /// `request`, a POST of `body` with `headers` to `url`, authenticated:
-    /// a bearer token, basic auth, or a SigV4 signature (service `aps`) over
-    /// the URL, those headers and the body. One rule for every request to
-    /// the store (writes and queries).
-    pub fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        url: &Url,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<reqwest::RequestBuilder> {
-        Ok(match self {
-            Auth::None => request,
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
-            Auth::SigV4 {
-                region,
+/// `request`, a POST of `body` with `headers` to `url`, authenticated:
+/// a bearer token, basic auth, or a SigV4 signature (service `aps`) over
+/// the URL, those headers and the body. One rule for every request to
+/// the store (writes and queries).
+pub fn authorize(
+    auth: &Auth,
+    request: reqwest::RequestBuilder,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<reqwest::RequestBuilder> {
+    Ok(match auth {
+        Auth::None => request,
+        Auth::Bearer(token) => request.bearer_auth(token),
+        Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
+        Auth::SigV4(SigV4Key {
+            region,
+            credentials,
+        }) => {
+            let signed = aws::sigv4_headers(
                 credentials,
-            } => {
-                let signed = aws::sigv4_headers(
-                    credentials,
-                    region,
-                    "aps",
-                    "POST",
-                    url.as_str(),
-                    headers,
-                    body,
-                    SystemTime::now(),
-                )?;
-                signed
-                    .into_iter()
-                    .fold(request, |r, (name, value)| r.header(name, value))
-            }
-        })
-    }
+                region,
+                "aps",
+                "POST",
+                url.as_str(),
+                headers,
+                body,
+                SystemTime::now(),
+            )?;
+            signed
+                .into_iter()
+                .fold(request, |r, (name, value)| r.header(name, value))
+        }
+    })
 }
 
 /// Whole units, in order, grouped so each batch holds at most `max` samples

@@ -28,6 +28,7 @@
 //!   [`server::Server`]) and [`delay`];
 //! - [`botocore`]: the reference SigV4 implementation, run from the venv;
 //! - [`commands`]: reading workflow commands and the summary's Markdown;
+//! - [`exposition`]: the text exposition read back by hand;
 //! - [`report`]: the JSON report checked against its schema and the outputs.
 //!
 //! The items most tests use are re-exported here (`support::Action`, …).
@@ -41,6 +42,7 @@ pub mod botocore;
 pub mod cluster;
 pub mod commands;
 pub mod delay;
+pub mod exposition;
 pub mod fixtures;
 pub mod front;
 pub mod github;
