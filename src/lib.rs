@@ -1,7 +1,8 @@
 //! `dora-action`: delivery signals in, DORA metrics out.
 //!
 //! The crate is laid out the way the data flows, sources → plan → sinks
-//! (see `README.md` for the user-facing side and the metric contract):
+//! (see `README.md` and `docs/` for the user-facing side, `docs/metrics.md`
+//! for the metric contract):
 //!
 //! - [`inputs`] parses and validates the action's inputs once, from an
 //!   iterator of environment pairs, and resolves the mode and what it
@@ -25,7 +26,8 @@
 //!   [`sinks::remote_write`] store (whose query API, [`sinks::remote_query`],
 //!   says what it already holds), or the [`sinks::dry_run`] printer.
 //!   [`stored`] is the plain data a store reader hands the core.
-//! - [`report`] renders the job summary (Markdown) and the step outputs.
+//! - [`report`] renders the job summary (Markdown), the step outputs and the
+//!   JSON report.
 //! - [`clients`] builds the clients context once ([`clients::connect`]):
 //!   GitHub, AWS and the cluster check, the Kubernetes client, the sinks.
 //! - One module per outside system: [`actions`] (the GitHub Actions runtime:

@@ -1580,17 +1580,20 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
             vec![(vec![], 2.0)],
         ),
     ];
-    // The README's list is checked too: each query it shows must be one of
-    // these, with its answer here.
-    let readme = readme_original_queries();
-    assert!(readme.len() >= 5, "{readme:?}");
-    for q in &readme {
+    // The documented list is checked too: each query docs/metrics.md shows
+    // must be one of these, with its answer here.
+    let documented = documented_original_queries();
+    assert!(documented.len() >= 5, "{documented:?}");
+    for q in &documented {
         assert!(
             known.iter().any(|(k, _)| k == q),
-            "README lists `{q}`: give its answer on this history here"
+            "docs/metrics.md lists `{q}`: give its answer on this history here"
         );
     }
-    assert!(readme.iter().any(|q| q.contains("ref=")), "{readme:?}");
+    assert!(
+        documented.iter().any(|q| q.contains("ref=")),
+        "{documented:?}"
+    );
     for (q, want) in &known {
         let mut got = s.query(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
         got.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1612,13 +1615,13 @@ async fn recording_rules_and_the_original_queries_give_the_same_numbers() {
 /// One result series of a query: its labels and its value.
 type Answer = (Vec<(&'static str, &'static str)>, f64);
 
-/// The queries of the README's "original queries keep working" list (the
-/// `- \`…\`` items after that sentence).
-fn readme_original_queries() -> Vec<String> {
-    let text = repo_file("README.md");
+/// The queries of the "original queries keep working" list in
+/// docs/metrics.md (the `- \`…\`` items after that sentence).
+fn documented_original_queries() -> Vec<String> {
+    let text = repo_file("docs/metrics.md");
     let (_, after) = text
         .split_once("The original queries keep working")
-        .expect("README: the \"original queries keep working\" list");
+        .expect("docs/metrics.md: the \"original queries keep working\" list");
     after
         .lines()
         .skip_while(|l| !l.starts_with("- `"))

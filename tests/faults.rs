@@ -1,6 +1,6 @@
 //! The fault matrix (issue 7): what the action does when an outside system
 //! misbehaves, end to end with the built binary. For every cell: the exit
-//! code the README's "Exit status and errors" documents, exactly one
+//! code docs/operations.md's "Exit status and errors" documents, exactly one
 //! `::error::` naming what failed (or the `::warning::` of a failure that
 //! only degrades the run), the real Pushgateway's state unchanged by a failed
 //! run (compared before and after, so no group is half-pushed), no secret in
@@ -82,7 +82,7 @@ const CLUSTER: &str = "prod-eks";
 const REGION: &str = "eu-west-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/dora-action";
 
-/// The documented retry budgets (README; `src/retry.rs`), and the slack a
+/// The documented retry budgets (docs/operations.md; `src/retry.rs`), and the slack a
 /// loaded machine needs to start the process and the servers.
 const PUSHGATEWAY_BUDGET: Duration = Duration::from_secs(30);
 const AWS_BUDGET: Duration = Duration::from_secs(20);

@@ -151,7 +151,7 @@ Run locally on an example event, without any server:
   env GITHUB_EVENT_NAME=workflow_run GITHUB_EVENT_PATH=examples/workflow_run.json \\
   INPUT_DRY-RUN=true dora-action
 
-Inputs (INPUT_<NAME>, hyphens kept; see action.yml and README.md):
+Inputs (INPUT_<NAME>, hyphens kept; see action.yml and docs/inputs-outputs.md):
 ";
 
 const HELP_TAIL: &str = "

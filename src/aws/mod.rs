@@ -3,7 +3,7 @@
 //! `DescribeCluster`, and the EKS bearer token (a presigned STS
 //! `GetCallerIdentity`). Requests are signed with the AWS-maintained
 //! `aws-sigv4` crate; the full SDK would add ~140 s of build and ~7 MB of
-//! binary for three calls (see README).
+//! binary for three calls (see docs/eks.md).
 
 //!
 //! - this file: credentials as a workflow supplies them, the region and the
@@ -71,7 +71,7 @@ impl Credentials {
     }
 }
 
-/// Where credentials come from, the first that applies (see README).
+/// Where credentials come from, the first that applies (see docs/eks.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialSource {
     /// Input `role-to-assume`: the job's own GitHub OIDC token → `AssumeRoleWithWebIdentity`.
