@@ -359,6 +359,30 @@ mod tests {
     }
 
     #[test]
+    fn an_auth_shows_its_kind_but_no_secret_and_keeps_all_but_sigv4() {
+        let basic: Auth<Option<String>> = Auth::Basic {
+            username: "grafana".into(),
+            password: "hunter2".into(),
+        };
+        let bearer: Auth<Option<String>> = Auth::Bearer("glc_secret".into());
+        assert_eq!(format!("{basic:?}"), "Basic(grafana, ***)");
+        assert_eq!(format!("{bearer:?}"), "Bearer(***)");
+        assert_eq!(bearer.name(), "bearer token");
+        assert_eq!(
+            basic.clone().other_than_sigv4::<u8>().unwrap(),
+            Auth::Basic {
+                username: "grafana".into(),
+                password: "hunter2".into(),
+            }
+        );
+        let sigv4: Auth<Option<String>> = Auth::SigV4(Some("eu-west-1".into()));
+        assert_eq!(
+            sigv4.other_than_sigv4::<u8>(),
+            Err(Some("eu-west-1".into()))
+        );
+    }
+
+    #[test]
     fn the_origin_is_scheme_host_and_port() {
         let base = url("https://api.github.com/");
         for (other, same) in [

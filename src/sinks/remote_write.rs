@@ -89,10 +89,17 @@ pub type Unit = Vec<TimeSeries>;
 pub type Auth = crate::http::Auth<SigV4Key>;
 
 /// What SigV4 signing (service `aps`) needs: the region and the credentials.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SigV4Key {
     pub region: String,
     pub credentials: Credentials,
+}
+
+/// The region only: nothing of the credentials shows.
+impl std::fmt::Debug for SigV4Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.region)
+    }
 }
 
 /// Samples per request at most: Prometheus' own remote-write sender sends
