@@ -501,10 +501,41 @@ fn cell(text: &str) -> String {
     inline(text, MAX_CELL)
 }
 
-/// A message (a warning, a failure) for a Markdown paragraph: at most
-/// [`MAX_MESSAGE`] characters, see [`inline`].
+/// A message of the action's (a skip reason, a warning, a failure) for a
+/// Markdown paragraph, at most [`MAX_MESSAGE`] characters. The action quotes
+/// names and values in backticks, so each closed, non-empty backtick pair
+/// becomes a code span (whose text CommonMark takes literally: no HTML, no
+/// link, no emphasis; made [`actions::one_line`]), and everything else is
+/// [`inline`] text. The spans are split at every backtick, so a quoted value
+/// holding backticks can only shift the pairing, never open a span that
+/// swallows the rest: each piece is inert either way. Only for paragraphs:
+/// a `|` inside a span would still split a table cell.
 fn message(text: &str) -> String {
-    inline(text, MAX_MESSAGE)
+    let cut: String = text.chars().take(MAX_MESSAGE).collect();
+    let pieces: Vec<&str> = cut.split('`').collect();
+    let mut out = String::with_capacity(cut.len() + 16);
+    for (i, piece) in pieces.iter().enumerate() {
+        let quoted = i % 2 == 1;
+        let closed = i + 1 < pieces.len();
+        if quoted && closed && !piece.is_empty() {
+            out.push('`');
+            out.push_str(&actions::one_line(piece));
+            out.push('`');
+            continue;
+        }
+        if quoted {
+            out.push_str("\\`");
+        }
+        out.push_str(&inline(piece, MAX_MESSAGE));
+        if quoted && closed {
+            out.push_str("\\`");
+        }
+    }
+    let rest = text.chars().count().saturating_sub(MAX_MESSAGE);
+    if rest > 0 {
+        out.push_str(&format!("… ({rest} more characters)"));
+    }
+    out
 }
 
 /// Makes an outside value inert inline Markdown: on one line (line breaks
@@ -698,7 +729,8 @@ mod tests {
         let md = r.markdown();
         assert!(md.contains("nothing recorded"), "{md}");
         assert!(
-            md.contains("Skipped: conclusion \\`cancelled\\` is not a deployment outcome."),
+            // The action's own quotes are code, as in the log.
+            md.contains("Skipped: conclusion `cancelled` is not a deployment outcome."),
             "{md}"
         );
         assert_eq!(r.outputs().skipped, "true");
@@ -728,6 +760,58 @@ mod tests {
     use super::test_markdown::parse_markdown as parse_md;
 
     const HOSTILE: &str = "x|y\r::error::pwned\n<img src=x onerror=alert(1)>`code`](http://evil/) &amp; *em* \u{2028}::warning::w\u{85}\u{0}\u{1b}[31m";
+
+    /// The inline code spans and the HTML of `md`, as a CommonMark reader sees them.
+    fn code_spans_and_html(md: &str) -> (Vec<String>, usize) {
+        use pulldown_cmark::{Event, Parser};
+        let (mut code, mut html) = (vec![], 0);
+        for event in Parser::new(md) {
+            match event {
+                Event::Code(c) => code.push(c.to_string()),
+                Event::Html(_) | Event::InlineHtml(_) => html += 1,
+                _ => {}
+            }
+        }
+        (code, html)
+    }
+
+    #[test]
+    fn the_actions_own_quotes_are_code_and_what_they_quote_stays_inert() {
+        let md = message("input `incident-window`: invalid value `<b>1d</b> *x*`: not a duration");
+        let (code, html) = code_spans_and_html(&md);
+        assert_eq!(code, ["incident-window", "<b>1d</b> *x*"], "{md}");
+        assert_eq!(html, 0, "{md}");
+        // A quoted value holding backticks cannot open or close a span of its
+        // own: at worst the pairing shifts, and each piece is still inert.
+        for text in [
+            "branch `a`b` is not a deploy branch",
+            "value `` is empty",
+            "`unclosed <img src=x onerror=alert(1)>",
+            "ref `x\n::error::y` and `[l](javascript:alert(1))`",
+            HOSTILE,
+        ] {
+            let md = message(text);
+            let (code, html) = code_spans_and_html(&md);
+            assert_eq!(html, 0, "{text}: {md}");
+            assert!(!md.contains('\n'), "{text}: {md}");
+            let p = parse_md(&md);
+            assert!(p.links.is_empty(), "{text}: {md}");
+            let shown = actions::one_line(text);
+            for c in code {
+                assert!(
+                    shown.contains(&c),
+                    "{text}: span {c:?} is not text of the message"
+                );
+            }
+        }
+        assert_eq!(
+            code_spans_and_html(&message("value `` is empty")).0.len(),
+            0
+        );
+        // Long messages are still cut.
+        let long = format!("`{}`", "x".repeat(5_000));
+        assert!(message(&long).chars().count() < MAX_MESSAGE + 40);
+    }
 
     #[test]
     fn hostile_values_stay_in_their_cells_and_bring_no_html() {
@@ -877,6 +961,7 @@ mod tests {
     fn a_failure_summary_is_neutralised() {
         let md = failed_markdown("payload: bad `x`\r::error::y <b>|");
         assert!(parse_md(&md).html.is_empty(), "{md}");
-        assert!(!md.contains('\r') && md.contains("\\`x\\`"), "{md}");
+        assert!(!md.contains('\r') && md.contains("bad `x`"), "{md}");
+        assert!(md.contains("&lt;b&gt;\\|"), "{md}");
     }
 }
