@@ -1,8 +1,6 @@
 //! What a run tells people: the step outputs and the job summary
 //! (GitHub-flavoured Markdown). Pure rendering; `run` decides the content.
 
-use reqwest::Url;
-
 use crate::actions;
 use crate::dora::{Band, Deploy, Status, Tally, by_source, tally};
 use crate::duration::human;
@@ -10,6 +8,9 @@ use crate::duration::human;
 mod charts;
 mod incidents;
 pub mod json;
+mod markdown;
+
+use markdown::{cell, code_block, is_repository, link, message};
 
 /// Event rows (and per-source rows, and warnings) shown in the summary; the
 /// rest are counted.
@@ -17,15 +18,6 @@ const MAX_ROWS: usize = 50;
 
 /// Events a table shows open below the charts; a longer one is collapsed.
 const COLLAPSE_ROWS: usize = 10;
-
-/// Longest value shown in a table cell, in characters of the value.
-const MAX_CELL: usize = 200;
-
-/// Longest message shown (a warning, a failure), in characters, as for annotations.
-const MAX_MESSAGE: usize = 2_000;
-
-/// Longest link target kept; a longer URL is shown as text only.
-const MAX_URL: usize = 2_048;
 
 /// The share of the summary the dry-run exposition may take, in bytes. With
 /// [`MAX_ROWS`] rows of [`MAX_CELL`] cells and the messages, the whole
@@ -496,144 +488,6 @@ pub fn failed_markdown(error: &str) -> String {
     format!("### DORA metrics: failed\n\n{}\n", message(error))
 }
 
-/// A value for a Markdown table cell: at most [`MAX_CELL`] characters, see [`inline`].
-fn cell(text: &str) -> String {
-    inline(text, MAX_CELL)
-}
-
-/// A message of the action's (a skip reason, a warning, a failure) for a
-/// Markdown paragraph, at most [`MAX_MESSAGE`] characters. The action quotes
-/// names and values in backticks, so each closed, non-empty backtick pair
-/// becomes a code span (whose text CommonMark takes literally: no HTML, no
-/// link, no emphasis; made [`actions::one_line`]), and everything else is
-/// [`inline`] text. The spans are split at every backtick, so a quoted value
-/// holding backticks can only shift the pairing, never open a span that
-/// swallows the rest: each piece is inert either way. Only for paragraphs:
-/// a `|` inside a span would still split a table cell.
-fn message(text: &str) -> String {
-    let cut: String = text.chars().take(MAX_MESSAGE).collect();
-    let pieces: Vec<&str> = cut.split('`').collect();
-    let mut out = String::with_capacity(cut.len() + 16);
-    for (i, piece) in pieces.iter().enumerate() {
-        let quoted = i % 2 == 1;
-        let closed = i + 1 < pieces.len();
-        if quoted && closed && !piece.is_empty() {
-            out.push('`');
-            out.push_str(&actions::one_line(piece));
-            out.push('`');
-            continue;
-        }
-        if quoted {
-            out.push_str("\\`");
-        }
-        out.push_str(&inline(piece, MAX_MESSAGE));
-        if quoted && closed {
-            out.push_str("\\`");
-        }
-    }
-    let rest = text.chars().count().saturating_sub(MAX_MESSAGE);
-    if rest > 0 {
-        out.push_str(&format!("… ({rest} more characters)"));
-    }
-    out
-}
-
-/// Makes an outside value inert inline Markdown: on one line (line breaks
-/// and control characters shown as escapes, [`actions::one_line`]), `|`
-/// escaped (it would split a table cell), every character that opens an
-/// inline construct (code span, emphasis, link, image, heading) backslash-
-/// escaped, and `<`, `>`, `&` written as entities so no raw HTML gets
-/// through. Cut to `max` characters of the value with an ellipsis.
-fn inline(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 2) + 8);
-    let mut chars = text.chars();
-    for c in chars.by_ref().take(max) {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\\' | '|' | '`' | '*' | '_' | '~' | '[' | ']' | '(' | ')' | '!' | '#' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if actions::is_unsafe_char(c) => {
-                // `\r`, `\u{2028}`: the escape's backslash must stay a backslash.
-                out.push('\\');
-                out.push_str(&actions::one_line(&c.to_string()));
-            }
-            c => out.push(c),
-        }
-    }
-    let rest = chars.count();
-    if rest > 0 {
-        out.push_str(&format!("… ({rest} more characters)"));
-    }
-    out
-}
-
-/// Whether `name` is a GitHub `owner/repository` name, safe in a link path.
-fn is_repository(name: &str) -> bool {
-    let ok = |part: &str| {
-        !part.is_empty()
-            && part != "."
-            && part != ".."
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    matches!(name.split_once('/'), Some((owner, repo)) if ok(owner) && ok(repo))
-}
-
-/// `[text](url)` when `url` is a plain http(s) URL, else `text` alone: a
-/// payload's URL may be anything, and a `javascript:` link or one that
-/// breaks out of the table must not reach the summary. `text` is Markdown
-/// already made inert by the caller.
-fn link(text: &str, url: &str) -> String {
-    match link_target(url) {
-        Some(target) => format!("[{text}]({target})"),
-        None => text.to_string(),
-    }
-}
-
-/// `url` as a Markdown link destination: http or https with a host, no
-/// credentials, at most [`MAX_URL`] long, and every character that could end
-/// the destination, the link or the table cell percent-encoded.
-fn link_target(url: &str) -> Option<String> {
-    if url.len() > MAX_URL || url.chars().any(actions::is_unsafe_char) {
-        return None;
-    }
-    let mut url = Url::parse(url).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return None;
-    }
-    let _ = url.set_password(None);
-    let _ = url.set_username("");
-    let mut out = String::with_capacity(url.as_str().len());
-    for c in url.as_str().chars() {
-        match c {
-            '(' | ')' | '[' | ']' | '|' | '<' | '>' | '`' | '"' | '\\' | ' ' => {
-                out.push_str(&format!("%{:02X}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-/// A fenced code block around `text`: the fence is longer than any run of
-/// backticks in it, so no line of `text` can close the block.
-fn code_block(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
-    let fence = "`".repeat((longest + 1).max(3));
-    let newline = if text.ends_with('\n') { "" } else { "\n" };
-    format!("{fence}text\n{text}{newline}{fence}\n")
-}
-
 /// The Markdown checks of the process tests (`tests/support/commands.rs`),
 /// shared so the unit tests read the summary with the same parser.
 #[cfg(test)]
@@ -643,6 +497,7 @@ mod test_markdown;
 
 #[cfg(test)]
 mod tests {
+    use super::markdown::MAX_MESSAGE;
     use super::*;
 
     fn report(recorded: Vec<Deploy>) -> Report {
