@@ -159,6 +159,9 @@ for s in "${stages[@]}"; do
         clippy)
             announce "clippy: cargo clippy --all-targets --locked -- -D warnings"
             cargo clippy --all-targets --locked -- -D warnings
+            # The doc comments' links are the newcomer's map: keep them resolving.
+            announce "clippy: cargo doc --no-deps --document-private-items (warnings denied)"
+            RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked
             ;;
         test)
             announce "test: cargo test --locked"

@@ -48,7 +48,7 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
 /// Longest line [`log_text`] shows, in characters; the rest is counted.
 pub const MAX_LINE: usize = 2_000;
 
-/// Most of the log a [`print`] may take, in bytes.
+/// Most of the log a [`print()`] may take, in bytes.
 pub const MAX_PRINT: usize = 1024 * 1024;
 
 /// Text that holds outside values (the dry-run exposition, a local run's
@@ -88,7 +88,7 @@ pub fn print(text: &str) {
 /// The diagnostics writer (`tracing` to stderr): the runner reads workflow
 /// commands from stderr too, and a logged error can quote an answer's body,
 /// so each line written goes through [`log_text`] with masked values
-/// replaced, as stdout does through [`print`].
+/// replaced, as stdout does through [`print()`].
 pub struct LogWriter;
 
 impl std::io::Write for LogWriter {

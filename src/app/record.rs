@@ -25,11 +25,11 @@ pub(super) fn retention(inputs: &Inputs) -> Retention {
 pub(super) struct Read {
     /// The listing, when the source read it beside its own calls.
     pub(super) done: Option<Result<Listing>>,
-    /// Whether to read it (see [`Collected::upkeep`]).
+    /// Whether to read it (see [`Collected::upkeep`](super::collect::Collected::upkeep)).
     pub(super) upkeep: bool,
 }
 
-/// What the sources found besides the events, for [`record`] and [`print`].
+/// What the sources found besides the events, for [`record`] and [`print()`].
 pub(super) struct Found<'a> {
     pub(super) phases: &'a [dora::CanaryPhase],
     pub(super) read: Read,

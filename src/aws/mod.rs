@@ -8,9 +8,9 @@
 //!
 //! - this file: credentials as a workflow supplies them, the region and the
 //!   endpoints (with the standard `AWS_ENDPOINT_URL_*` overrides);
-//! - [`sigv4`]. Signing (request headers, and the presigned EKS token);
-//! - [`sts`]. `AssumeRoleWithWebIdentity`;
-//! - [`eks`]. `DescribeCluster`.
+//! - `sigv4`. Signing (request headers, and the presigned EKS token);
+//! - `sts`. `AssumeRoleWithWebIdentity`;
+//! - `eks`. `DescribeCluster`.
 
 mod eks;
 mod sigv4;

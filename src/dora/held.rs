@@ -40,7 +40,7 @@ const KINDS: [(&str, &[&str]); 4] = [
 ];
 
 /// The one query that says what the store holds of `job` over the last
-/// `range_seconds`: the latest sample of every series of [`HELD`]. Every
+/// `range_seconds`: the latest sample of every series of `HELD`. Every
 /// sample is written at its event's time, so the range reaches back to the
 /// run's oldest event.
 pub fn held_query(job: &str, range_seconds: i64) -> String {

@@ -8,7 +8,7 @@
 //! no-ops, and concurrent matrix legs never overwrite each other.
 //!
 //! The layout follows the data: [`event`] (what happened), [`history`]
-//! (what its neighbours say), [`group`] (how it is stored), [`recorded`]
+//! (what its neighbours say), [`group`](mod@group) (how it is stored), [`recorded`]
 //! (what the stored groups already say), [`plan`] (what a run changes),
 //! [`stats`] (what it reports).
 

@@ -20,7 +20,7 @@ const MAX_ROWS: usize = 50;
 const COLLAPSE_ROWS: usize = 10;
 
 /// The share of the summary the dry-run exposition may take, in bytes. With
-/// [`MAX_ROWS`] rows of [`MAX_CELL`] cells and the messages, the whole
+/// [`MAX_ROWS`] rows of [`MAX_CELL`](markdown::MAX_CELL) cells and the messages, the whole
 /// summary stays far under the 1 MiB GitHub keeps of a step's summary.
 const MAX_EXPOSITION: usize = 256 * 1024;
 

@@ -31,7 +31,7 @@ pub fn print(plan: &Plan, job: &str) -> String {
     text
 }
 
-/// Prints the incidents' and reverts' groups a real run would push, as [`print`] does.
+/// Prints the incidents' and reverts' groups a real run would push, as [`print()`] does.
 pub fn print_incidents(plan: &IncidentPlan, job: &str) -> String {
     let events = Plan {
         events: plan.events.clone(),
