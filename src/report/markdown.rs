@@ -27,7 +27,9 @@ pub(super) fn cell(text: &str) -> String {
 /// link, no emphasis; made [`actions::one_line`]), and everything else is
 /// [`inline`] text. The spans are split at every backtick, so a quoted value
 /// holding backticks can only shift the pairing, never open a span that
-/// swallows the rest: each piece is inert either way. Only for paragraphs:
+/// swallows the rest: each piece is inert either way. A quote holding `##[`
+/// (a legacy workflow command anywhere on a line, for the runner reading a
+/// local run's printed summary) stays escaped text. Only for paragraphs:
 /// a `|` inside a span would still split a table cell.
 pub(super) fn message(text: &str) -> String {
     let cut: String = text.chars().take(MAX_MESSAGE).collect();
@@ -36,9 +38,10 @@ pub(super) fn message(text: &str) -> String {
     for (i, piece) in pieces.iter().enumerate() {
         let quoted = i % 2 == 1;
         let closed = i + 1 < pieces.len();
-        if quoted && closed && !piece.is_empty() {
+        let span = actions::one_line(piece);
+        if quoted && closed && !span.is_empty() && !span.contains("##[") {
             out.push('`');
-            out.push_str(&actions::one_line(piece));
+            out.push_str(&span);
             out.push('`');
             continue;
         }

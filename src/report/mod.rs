@@ -663,6 +663,14 @@ mod tests {
             code_spans_and_html(&message("value `` is empty")).0.len(),
             0
         );
+        // A quote the runner would read as a legacy command (`##[` anywhere
+        // on a line, when a local run prints its summary) is no code span:
+        // its text is escaped like the rest.
+        for text in ["skipped: `##[error]pwned`", "`a ##[warning]b` c"] {
+            let md = message(text);
+            assert!(!md.contains("##["), "{text}: {md}");
+            assert!(code_spans_and_html(&md).0.is_empty(), "{text}: {md}");
+        }
         // Long messages are still cut.
         let long = format!("`{}`", "x".repeat(5_000));
         assert!(message(&long).chars().count() < MAX_MESSAGE + 40);
