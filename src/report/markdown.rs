@@ -1,6 +1,6 @@
 //! Markdown for outside values: every value a payload or an answer gave is
-//! made inert (no HTML, no link, no code span of its own, no table break)
-//! and bounded before the summary shows it.
+//! made inert (no HTML, no link, no code span the value opens, no table
+//! break) and bounded before the summary shows it.
 
 use reqwest::Url;
 
