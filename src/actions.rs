@@ -45,6 +45,10 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The runner's legacy command marker (`##[error]…`), read anywhere on a
+/// line, not only at its start as `::` commands are.
+pub const LEGACY_COMMAND: &str = "##[";
+
 /// Longest line [`log_text`] shows, in characters; the rest is counted.
 pub const MAX_LINE: usize = 2_000;
 
@@ -62,7 +66,7 @@ pub fn log_text(text: &str, max_bytes: usize) -> String {
     let mut out = String::new();
     let mut lines = text.split('\n');
     for (shown, line) in lines.by_ref().enumerate() {
-        let mut line = cut(&one_line(line), MAX_LINE).replace("##[", "##\\[");
+        let mut line = cut(&one_line(line), MAX_LINE).replace(LEGACY_COMMAND, "##\\[");
         if line.trim_start().starts_with("::") {
             line.insert(0, '\\');
         }

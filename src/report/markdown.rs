@@ -13,7 +13,7 @@ pub(super) const MAX_CELL: usize = 200;
 pub(super) const MAX_MESSAGE: usize = 2_000;
 
 /// Longest link target kept; a longer URL is shown as text only.
-pub(super) const MAX_URL: usize = 2_048;
+const MAX_URL: usize = 2_048;
 
 /// A value for a Markdown table cell: at most [`MAX_CELL`] characters, see [`inline`].
 pub(super) fn cell(text: &str) -> String {
@@ -38,8 +38,10 @@ pub(super) fn message(text: &str) -> String {
     for (i, piece) in pieces.iter().enumerate() {
         let quoted = i % 2 == 1;
         let closed = i + 1 < pieces.len();
-        let span = actions::one_line(piece);
-        if quoted && closed && !span.is_empty() && !span.contains("##[") {
+        let span = (quoted && closed)
+            .then(|| actions::one_line(piece))
+            .filter(|s| !s.is_empty() && !s.contains(actions::LEGACY_COMMAND));
+        if let Some(span) = span {
             out.push('`');
             out.push_str(&span);
             out.push('`');
